@@ -1,0 +1,1018 @@
+"""The domain model layer: domain events, aggregates, and snapshots.
+
+Aggregates are written as ordinary Python classes. Calling an aggregate class
+does not run ``__init__`` directly: it triggers a "created" event, and
+``__init__`` runs when that event is applied. Methods decorated with
+:func:`event` likewise trigger an event whose application runs the method
+body, so an aggregate rebuilt from its stored events ends in the same state.
+
+Argument checking on those calls mirrors the interpreter's own (same
+``TypeError`` messages), but the parameter lists are analysed once per method
+rather than on every call, because aggregate construction and command methods
+sit on the hot path of every application.
+"""
+
+import inspect
+import os
+from abc import ABC, ABCMeta
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from types import FunctionType, WrapperDescriptorType
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Generic,
+    Iterable,
+    List,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    cast,
+)
+from uuid import UUID, uuid4
+
+from eventsourcing_rs.utils import get_method_name, get_topic, resolve_topic
+
+# Time zone of event timestamps, chosen by topic (for example
+# "datetime:timezone.utc" or "zoneinfo:ZoneInfo" subclasses).
+TZINFO: tzinfo = resolve_topic(os.getenv("TZINFO_TOPIC", "datetime:timezone.utc"))
+
+TAggregate = TypeVar("TAggregate", bound="Aggregate")
+
+_POSITIONAL_OR_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
+_POSITIONAL_ONLY = inspect.Parameter.POSITIONAL_ONLY
+_KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
+_VAR_POSITIONAL = inspect.Parameter.VAR_POSITIONAL
+_VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
+_EMPTY = inspect.Parameter.empty
+
+
+class MetaDomainEvent(ABCMeta):
+    """Metaclass that makes every domain event class a frozen dataclass."""
+
+    def __new__(
+        mcs,
+        name: str,
+        bases: Tuple[type, ...],
+        namespace: Dict[str, Any],
+        **kwargs: Any,
+    ) -> "MetaDomainEvent":
+        event_cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        return cast(MetaDomainEvent, dataclass(frozen=True)(event_cls))
+
+    def __init__(cls, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+
+
+class DomainEvent(ABC, metaclass=MetaDomainEvent):
+    """Base class of domain events, such as aggregate events and snapshots.
+
+    Events are immutable and are constructed with keyword arguments.
+
+    :param UUID originator_id: ID of the aggregate the event belongs to
+    :param int originator_version: position of the event in that aggregate's
+        sequence
+    :param datetime timestamp: when the event happened
+    """
+
+    originator_id: UUID
+    originator_version: int
+    timestamp: datetime
+
+
+class AggregateEvent(DomainEvent, Generic[TAggregate]):
+    """Base class of the events that record decisions of aggregates.
+
+    Subclasses usually override :meth:`apply`, which changes the aggregate;
+    :meth:`mutate` checks the event is the aggregate's next one, applies it,
+    and advances the aggregate's version and modification time.
+    """
+
+    def mutate(self, obj: TAggregate | None) -> TAggregate | None:
+        """Apply this event to ``obj`` and return the updated aggregate.
+
+        Raises :class:`VersionError` unless the event's version is the one
+        after the aggregate's current version.
+        """
+        assert obj is not None, f"{type(self).__qualname__} needs an aggregate"
+        next_version = obj.version + 1
+        if self.originator_version != next_version:
+            raise VersionError(self.originator_version, next_version)
+        if self.apply(obj) is not None:  # type: ignore[func-returns-value]
+            raise TypeError(
+                f"Unexpected value returned from {type(self).apply.__qualname__}()."
+                " Values returned from 'apply' methods are discarded."
+            )
+        obj.version = self.originator_version
+        obj.modified_on = self.timestamp
+        return obj
+
+    def apply(self, aggregate: TAggregate) -> None:
+        """Change the state of ``aggregate`` to reflect this event.
+
+        The base implementation changes nothing; return values are not
+        allowed, because they would be silently lost.
+        """
+
+
+class AggregateCreated(AggregateEvent["Aggregate"]):
+    """Base class of the events that start an aggregate's sequence.
+
+    Besides the fields of every event it records ``originator_topic``, the
+    topic of the aggregate class, so the aggregate can be rebuilt from it.
+    Its other fields are passed to the aggregate's ``__init__``.
+    """
+
+    originator_topic: str
+
+    def mutate(self, obj: TAggregate | None) -> TAggregate:
+        """Construct and return a new aggregate from this event."""
+        assert obj is None, f"{type(self).__qualname__} starts a new aggregate"
+        init_kwargs = self.__dict__.copy()
+        aggregate_class = resolve_topic(init_kwargs.pop("originator_topic"))
+        agg = aggregate_class.__new__(aggregate_class)
+        agg_id = init_kwargs.pop("originator_id")
+        Aggregate.__base_init__(
+            agg,
+            agg_id,
+            init_kwargs.pop("originator_version"),
+            init_kwargs.pop("timestamp"),
+        )
+        if aggregate_class._init_mentions_id:
+            init_kwargs["id"] = agg_id
+        aggregate_class.__init__(agg, **init_kwargs)
+        return cast(TAggregate, agg)
+
+
+TDomainEvent = TypeVar("TDomainEvent", bound=DomainEvent)
+TAggregateEvent = TypeVar("TAggregateEvent", bound=AggregateEvent[Any])
+TAggregateCreated = TypeVar("TAggregateCreated", bound=AggregateCreated)
+
+
+# ---------------------------------------------------------------------------
+# Binding call arguments to method parameters.
+# ---------------------------------------------------------------------------
+
+
+def _parameters_after_self(
+    method: Union[FunctionType, WrapperDescriptorType, Callable[..., Any]],
+) -> List[inspect.Parameter]:
+    """Return a method's parameters without the leading instance parameter."""
+    parameters = list(inspect.signature(method).parameters.values())
+    if parameters and parameters[0].kind in (_POSITIONAL_ONLY, _POSITIONAL_OR_KEYWORD):
+        del parameters[0]
+    return parameters
+
+
+def _check_no_variable_params(
+    method: Union[FunctionType, WrapperDescriptorType, Callable[..., Any]],
+) -> None:
+    """Refuse methods whose parameters can't be recorded as event fields."""
+    for parameter in _parameters_after_self(method):
+        if parameter.kind is _VAR_POSITIONAL:
+            raise TypeError("variable positional parameters not supported")
+        if parameter.kind is _VAR_KEYWORD:
+            raise TypeError("variable keyword parameters not supported")
+
+
+def _join_names(names: Sequence[str]) -> str:
+    """Join names the way the interpreter lists missing arguments."""
+    if len(names) == 1:
+        return names[0]
+    if len(names) == 2:
+        return f"{names[0]} and {names[1]}"
+    return ", ".join(names[:-1]) + f", and {names[-1]}"
+
+
+def _quoted_names(names: Iterable[str]) -> str:
+    return _join_names([f"'{name}'" for name in names])
+
+
+def raise_missing_names_type_error(missing_names: List[str], msg: str) -> None:
+    """Raise a TypeError whose message is ``msg`` followed by the given names.
+
+    The names are expected to be quoted already; they are joined as the
+    interpreter joins them ("'a'", "'a' and 'b'", "'a', 'b', and 'c'").
+    """
+    raise TypeError(msg + _join_names(missing_names))
+
+
+class _BoundSignature:
+    """What a method accepts, analysed once, so calls can be bound cheaply.
+
+    :meth:`bind` turns positional and keyword arguments into a single dict
+    of keyword arguments (with defaults filled in), raising the same
+    ``TypeError`` messages as the interpreter for calls that don't fit.
+    """
+
+    __slots__ = (
+        "method",
+        "positional",
+        "required_positional",
+        "required_keyword_only",
+        "accepted",
+        "defaults",
+    )
+
+    def __init__(
+        self,
+        method: Union[FunctionType, WrapperDescriptorType, Callable[..., Any]],
+        expects_id: bool = False,
+    ) -> None:
+        self.method = method
+        positional: List[str] = []
+        required_positional: List[str] = []
+        keyword_only: List[str] = []
+        required_keyword_only: List[str] = []
+        defaults: List[Tuple[str, Any]] = []
+        # A dataclass field annotated "id" is taken out of the generated
+        # __init__ (it becomes the aggregate ID), yet callers still pass it
+        # first, so it is bound as a leading required positional argument.
+        if expects_id:
+            positional.append("id")
+            required_positional.append("id")
+        for parameter in _parameters_after_self(method):
+            name = parameter.name
+            has_default = parameter.default is not _EMPTY
+            if parameter.kind is _POSITIONAL_OR_KEYWORD:
+                positional.append(name)
+                if not has_default:
+                    required_positional.append(name)
+            elif parameter.kind is _KEYWORD_ONLY:
+                keyword_only.append(name)
+                if not has_default:
+                    required_keyword_only.append(name)
+            else:
+                # Positional-only and variadic parameters can't be recorded
+                # as named event fields, so they are never bound.
+                continue
+            if has_default:
+                defaults.append((name, parameter.default))
+        self.positional: Tuple[str, ...] = tuple(positional)
+        self.required_positional: Tuple[str, ...] = tuple(required_positional)
+        self.required_keyword_only: Tuple[str, ...] = tuple(required_keyword_only)
+        self.accepted = frozenset(positional + keyword_only)
+        self.defaults: Tuple[Tuple[str, Any], ...] = tuple(defaults)
+
+    def bind(self, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[str, Any]:
+        """Return all arguments by name. Updates and returns ``kwargs``."""
+        if not self.accepted.issuperset(kwargs):
+            for name in kwargs:
+                if name not in self.accepted:
+                    raise TypeError(
+                        f"{self._name()}() got an unexpected keyword argument '{name}'"
+                    )
+        num_args = len(args)
+        if num_args > len(self.positional):
+            num_allowed = len(self.positional) + 1
+            raise TypeError(
+                f"{self._name()}() takes {num_allowed} positional "
+                f"argument{'' if num_allowed == 1 else 's'} "
+                f"but {num_args + 1} were given"
+            )
+        if self.required_positional:
+            # Given positional arguments fill the leading names, so only the
+            # names beyond them that weren't passed by keyword are missing.
+            unfilled = [n for n in self.required_positional if n not in kwargs]
+            if len(unfilled) > num_args:
+                missing = unfilled[num_args:]
+                raise TypeError(
+                    f"{self._name()}() missing {len(missing)} required positional "
+                    f"argument{'' if len(missing) == 1 else 's'}: "
+                    f"{_quoted_names(missing)}"
+                )
+        if num_args:
+            for name, value in zip(self.positional, args, strict=False):
+                if name in kwargs:
+                    raise TypeError(
+                        f"{self._name()}() got multiple values for argument '{name}'"
+                    )
+                kwargs[name] = value
+        if self.required_keyword_only:
+            missing = [n for n in self.required_keyword_only if n not in kwargs]
+            if missing:
+                raise TypeError(
+                    f"{self._name()}() missing {len(missing)} required keyword-only "
+                    f"argument{'' if len(missing) == 1 else 's'}: "
+                    f"{_quoted_names(missing)}"
+                )
+        for name, default in self.defaults:
+            if name not in kwargs:
+                kwargs[name] = default
+        return kwargs
+
+    def _name(self) -> str:
+        return get_method_name(self.method)
+
+
+# ---------------------------------------------------------------------------
+# The @event decorator.
+# ---------------------------------------------------------------------------
+
+# The method each decorated event class applies, by event class.
+original_methods: Dict[MetaDomainEvent, FunctionType] = {}
+
+
+class CommandMethodDecorator:
+    """What :func:`event` returns: turns an aggregate method into a command.
+
+    Calling the decorated method on an aggregate triggers an event whose
+    fields are the method's arguments; applying the event calls the original
+    method. The event class is either named (and then defined automatically
+    from the method's parameters when the aggregate class is created) or
+    given explicitly.
+    """
+
+    def __init__(self, arg: Union[Callable[..., Any], str, Type[AggregateEvent[Any]]]):
+        self.is_name_inferred_from_method = False
+        self.given_event_cls: Type[AggregateEvent[Any]] | None = None
+        self.event_cls_name: str | None = None
+        self.is_property_setter = False
+        self.property_setter_arg_name: str | None = None
+        self.is_decorating_a_property = False
+        self.decorated_property: property | None = None
+        self.original_method: FunctionType | None = None
+        self._signature: _BoundSignature | None = None
+
+        if isinstance(arg, str):
+            self.initialise_from_explicit_name(event_cls_name=arg)
+        elif isinstance(arg, type) and issubclass(arg, AggregateEvent):
+            self.initialise_from_event_cls(event_cls=arg)
+        elif isinstance(arg, FunctionType):
+            self.initialise_from_decorated_method(original_method=arg)
+        elif isinstance(arg, property):
+            setter_name = getattr(arg.fset, "__name__", "")
+            raise TypeError(
+                f"@event on {setter_name}() property setter requires event class name"
+            )
+        elif isinstance(arg, staticmethod):
+            raise TypeError(
+                f"{arg.__func__.__name__}() staticmethod can't be "
+                "used to update aggregate state"
+            )
+        elif isinstance(arg, classmethod):
+            raise TypeError(
+                f"{arg.__func__.__name__}() classmethod can't be "
+                "used to update aggregate state"
+            )
+        else:
+            raise TypeError(f"Unsupported usage: {type(arg)} is not a str or function")
+
+    def initialise_from_decorated_method(self, original_method: FunctionType) -> None:
+        """Decorate ``original_method``, naming the event after it."""
+        self.original_method = original_method
+        method_name = original_method.__name__
+        # __init__ triggers the "created" event, whose name comes from
+        # elsewhere (an explicit name or class, or the default "Created").
+        if method_name != "__init__":
+            self.is_name_inferred_from_method = True
+            self.event_cls_name = "".join(
+                part.capitalize() for part in method_name.split("_")
+            )
+        _check_no_variable_params(original_method)
+
+    def initialise_from_event_cls(self, event_cls: Type[AggregateEvent[Any]]) -> None:
+        """Use ``event_cls`` as the event class of the decorated method."""
+        self.given_event_cls = event_cls
+
+    def initialise_from_explicit_name(self, event_cls_name: str) -> None:
+        """Use ``event_cls_name`` as the name of the event class to define."""
+        if event_cls_name == "":
+            raise ValueError("Can't use empty string as name of event class")
+        self.event_cls_name = event_cls_name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.original_method is None:
+            # Given a name or a class, the decorator is now given the method.
+            return self._decorate(*args, **kwargs)
+        # Otherwise this decorator is the setter of a property, and the
+        # property is calling it with the aggregate and the assigned value.
+        if len(args) != 2 or kwargs:
+            raise TypeError(
+                f"{get_method_name(self.original_method)}() property setter "
+                "takes an aggregate and a value"
+            )
+        aggregate, value = args
+        self._trigger(aggregate, (), {self._setter_arg_name(): value})
+        return None
+
+    def _decorate(self, *args: Any, **kwargs: Any) -> "CommandMethodDecorator":
+        if len(args) != 1 or kwargs:
+            raise TypeError("Unsupported usage: decorate one method or property")
+        arg = args[0]
+        if isinstance(arg, FunctionType):
+            _check_no_variable_params(arg)
+            self.original_method = arg
+        elif isinstance(arg, property):
+            if arg.fset is None:
+                getter_name = getattr(arg.fget, "__name__", "")
+                raise TypeError(
+                    f"@event can't decorate {getter_name}() property getter"
+                )
+            if not isinstance(arg.fset, FunctionType):
+                raise TypeError(
+                    f"Unsupported usage: {type(arg.fset)} is not a FunctionType"
+                )
+            _check_no_variable_params(arg.fset)
+            self.is_decorating_a_property = True
+            self.decorated_property = arg
+            self.original_method = arg.fset
+            self.property_setter_arg_name = self._setter_arg_name()
+        else:
+            raise ValueError(
+                f"Unsupported usage: {type(arg)} is not a str or a FunctionType"
+            )
+        given = self.given_event_cls
+        if given is not None:
+            if given in original_methods:
+                raise TypeError(
+                    f"{given.__name__} event class used in more than one decorator"
+                )
+            if "apply" in given.__dict__:
+                raise TypeError(
+                    f"{given.__name__} event class has unexpected apply() method"
+                )
+            # The given class is applied by calling the decorated method.
+            setattr(given, "apply", DecoratedEvent.apply)  # noqa: B010
+            original_methods[cast(MetaDomainEvent, given)] = self.original_method
+        return self
+
+    def _setter_arg_name(self) -> str:
+        if self.property_setter_arg_name is None:
+            assert self.original_method is not None
+            names = [p.name for p in _parameters_after_self(self.original_method)]
+            if len(names) != 1:
+                raise TypeError(
+                    f"{self.original_method.__name__}() property setter must take "
+                    "exactly one value"
+                )
+            self.property_setter_arg_name = names[0]
+        return self.property_setter_arg_name
+
+    def _get_signature(self) -> _BoundSignature:
+        signature = self._signature
+        if signature is None:
+            assert self.original_method is not None
+            signature = _BoundSignature(self.original_method)
+            self._signature = signature
+        return signature
+
+    def _trigger(
+        self, aggregate: "Aggregate", args: Tuple[Any, ...], kwargs: Dict[str, Any]
+    ) -> None:
+        kwargs = (self._signature or self._get_signature()).bind(args, kwargs)
+        event_cls = self.given_event_cls
+        if event_cls is None:
+            # Looked up on the aggregate, so a subclass may redefine it.
+            event_cls = getattr(aggregate, cast(str, self.event_cls_name))
+        aggregate.trigger_event(event_cls, **kwargs)
+
+    def __get__(
+        self, instance: TAggregate | None, owner: "MetaAggregate"
+    ) -> Union["BoundCommandMethodDecorator", "UnboundCommandMethodDecorator", Any]:
+        if self.is_decorating_a_property:
+            assert self.decorated_property is not None
+            return self.decorated_property.__get__(instance, owner)
+        if instance is None:
+            return UnboundCommandMethodDecorator(self)
+        return BoundCommandMethodDecorator(self, instance)
+
+    def __set__(self, instance: TAggregate, value: Any) -> None:
+        if not self.is_decorating_a_property:
+            assert self.original_method is not None
+            raise AttributeError(
+                f"can't assign to {self.original_method.__name__}(): "
+                "it is an @event method"
+            )
+        self._trigger(instance, (), {self._setter_arg_name(): value})
+
+
+def event(
+    arg: Union[FunctionType, str, Type[AggregateEvent[Any]]] | None = None,
+) -> CommandMethodDecorator:
+    """Decorate an aggregate method so that calling it triggers an event.
+
+    The method body becomes the way the event is applied, both when the
+    method is called and when the aggregate is rebuilt from stored events::
+
+        class Dog(Aggregate):
+            @event("Named")
+            def name(self, name: str) -> None:
+                self.name = name
+
+    The event class ``Dog.Named`` is defined from the method's parameters.
+    Without a name (``@event``) the class is named after the method
+    (``add_trick`` gives ``AddTrick``). An existing event class may be given
+    instead of a name, for example to define upcasting on it. Decorating
+    ``__init__`` chooses the aggregate's "created" event.
+    """
+    if arg is None:
+        return event  # type: ignore[return-value]
+    return CommandMethodDecorator(arg)
+
+
+triggers = event
+
+
+class UnboundCommandMethodDecorator:
+    """An @event method looked up on the aggregate class (not callable)."""
+
+    def __init__(self, event_decorator: CommandMethodDecorator):
+        assert event_decorator.original_method is not None
+        self.event_decorator = event_decorator
+        self.__qualname__ = event_decorator.original_method.__qualname__
+        self.__name__ = event_decorator.original_method.__name__
+
+
+class BoundCommandMethodDecorator:
+    """An @event method looked up on an aggregate: calling it triggers the event."""
+
+    __slots__ = ("event_decorator", "aggregate")
+
+    def __init__(self, event_decorator: CommandMethodDecorator, aggregate: Any):
+        self.event_decorator = event_decorator
+        self.aggregate = aggregate
+
+    def __getattr__(self, name: str) -> Any:
+        # The names are read rarely (messages, introspection), so they are
+        # looked up on demand rather than copied on every method lookup.
+        if name in ("__name__", "__qualname__"):
+            return getattr(self.event_decorator.original_method, name)
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}"
+        )
+
+    def trigger(self, *args: Any, **kwargs: Any) -> None:
+        """Trigger the decorated method's event with the given arguments."""
+        self.event_decorator._trigger(self.aggregate, args, kwargs)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        self.event_decorator._trigger(self.aggregate, args, kwargs)
+
+
+class DecoratedEvent(AggregateEvent[Any]):
+    """Base class of the event classes defined for @event methods."""
+
+    def apply(self, aggregate: Any) -> None:
+        """Apply the event by calling the decorated method with its fields."""
+        fields = self.__dict__.copy()
+        del fields["originator_id"]
+        del fields["originator_version"]
+        del fields["timestamp"]
+        method = original_methods[type(self)]
+        if method(aggregate, **fields) is not None:
+            raise TypeError(
+                f"Unexpected value returned from {method.__qualname__}(). Values "
+                "returned from 'apply' methods are discarded."
+            )
+
+
+# ---------------------------------------------------------------------------
+# Aggregates.
+# ---------------------------------------------------------------------------
+
+
+class MetaAggregate(ABCMeta):
+    """Metaclass of aggregates.
+
+    When an aggregate class is created it becomes a (mutable) dataclass, its
+    "created" event class is chosen or defined, and an event class is
+    defined for each @event method. Calling an aggregate class creates a new
+    aggregate by triggering the created event.
+    """
+
+    _annotations_mention_id = False
+    _init_mentions_id = False
+    _created_event_class: Type[AggregateCreated] | None
+    _create_id_param_names: List[str]
+    _init_signature: _BoundSignature | None = None
+    INITIAL_VERSION = 1
+
+    def __new__(
+        mcs,
+        name: str,
+        bases: Tuple[type, ...],
+        namespace: Dict[str, Any],
+        *,
+        created_event_name: str | None = None,
+        **kwargs: Any,
+    ) -> "MetaAggregate":
+        annotations = namespace.get("__annotations__")
+        if annotations and "id" in annotations:
+            # The ID is the aggregate's own business, not a dataclass field;
+            # remember it was declared so calls can pass it.
+            annotations = dict(annotations)
+            del annotations["id"]
+            namespace["__annotations__"] = annotations
+            namespace["_annotations_mention_id"] = True
+        cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        return cast(MetaAggregate, dataclass(eq=False, repr=False)(cls))
+
+    def __init__(
+        cls,
+        name: str,
+        bases: Tuple[type, ...],
+        namespace: Dict[str, Any],
+        *,
+        created_event_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name, bases, namespace, **kwargs)
+        own = cls.__dict__
+
+        created_event_class: Type[AggregateCreated] | None = None
+        if "_created_event_class" in own:
+            if created_event_name:
+                raise TypeError(
+                    "Can't use both '_created_event_class' and 'created_event_name'"
+                )
+            created_event_class = own["_created_event_class"]
+
+        init_method = own["__init__"]
+        if isinstance(init_method, CommandMethodDecorator):
+            init_decorator = init_method
+            if created_event_name:
+                raise TypeError(
+                    "Can't use both 'created_event_name' and __init__ @event decorator"
+                )
+            if created_event_class:
+                raise TypeError(
+                    "Can't use both '_created_event_class' and __init__ @event "
+                    "decorator"
+                )
+            if init_decorator.event_cls_name:
+                created_event_name = init_decorator.event_cls_name
+            elif init_decorator.given_event_cls:
+                created_event_class = cast(
+                    Type[AggregateCreated], init_decorator.given_event_cls
+                )
+            else:
+                raise TypeError(
+                    "Neither name nor class given to __init__ @event decorator"
+                )
+            init_method = init_decorator.original_method
+            setattr(cls, "__init__", init_method)  # noqa: B010
+
+        init_param_names: List[str] | None = None
+        if callable(init_method):
+            try:
+                init_param_names = [p.name for p in _parameters_after_self(init_method)]
+            except (TypeError, ValueError):
+                init_param_names = None
+        if init_param_names is not None:
+            cls._init_mentions_id = "id" in init_param_names
+
+        created_event_classes = {
+            attr_name: value
+            for attr_name, value in own.items()
+            if isinstance(value, type) and issubclass(value, AggregateCreated)
+        }
+        if created_event_name and created_event_name in created_event_classes:
+            created_event_class = created_event_classes[created_event_name]
+        elif created_event_class is None:
+            if created_event_name or not created_event_classes:
+                created_event_class = cls._define_created_event_class(
+                    created_event_name or "Created", init_method
+                )
+            elif len(created_event_classes) == 1:
+                (created_event_class,) = created_event_classes.values()
+            # With several candidates and no choice made, the class can't be
+            # called; _create() may still be used with an explicit class.
+        cls._created_event_class = created_event_class
+
+        cls._define_decorated_event_classes()
+
+        cls._create_id_param_names = [
+            p.name
+            for p in inspect.signature(cls.create_id).parameters.values()
+            if p.kind in (_KEYWORD_ONLY, _POSITIONAL_OR_KEYWORD)
+        ]
+
+    def _define_created_event_class(
+        cls, event_cls_name: str, init_method: Any
+    ) -> Type[AggregateCreated]:
+        _check_no_variable_params(init_method)
+        annotations = {
+            p.name: "typing.Any"
+            for p in _parameters_after_self(init_method)
+            if p.name != "id"
+        }
+        created_event_class = MetaDomainEvent(
+            event_cls_name,
+            (AggregateCreated,),
+            {
+                "__annotations__": annotations,
+                "__module__": cls.__module__,
+                "__qualname__": f"{cls.__qualname__}.{event_cls_name}",
+            },
+        )
+        setattr(cls, event_cls_name, created_event_class)
+        return cast(Type[AggregateCreated], created_event_class)
+
+    def _define_decorated_event_classes(cls) -> None:
+        own = cls.__dict__
+        for attribute in list(own.values()):
+            if isinstance(attribute, property) and isinstance(
+                attribute.fset, CommandMethodDecorator
+            ):
+                decorator = attribute.fset
+                if decorator.is_name_inferred_from_method:
+                    # A property's name is a noun, not a past-tense event name.
+                    assert decorator.original_method is not None
+                    raise TypeError(
+                        f"@event under {decorator.original_method.__name__}() "
+                        "property setter requires event class name"
+                    )
+                decorator.is_property_setter = True
+            elif isinstance(attribute, CommandMethodDecorator):
+                decorator = attribute
+            else:
+                continue
+
+            method = decorator.original_method
+            assert method is not None
+            param_names = [p.name for p in _parameters_after_self(method)]
+            if decorator.is_property_setter:
+                decorator._setter_arg_name()
+            if decorator.given_event_cls is not None:
+                continue
+            event_cls_name = cast(str, decorator.event_cls_name)
+            if event_cls_name in own:
+                raise TypeError(
+                    f"{event_cls_name} event already defined on {cls.__name__}"
+                )
+            event_cls = MetaDomainEvent(
+                event_cls_name,
+                (DecoratedEvent,),
+                {
+                    "__annotations__": {n: "typing.Any" for n in param_names},
+                    "__module__": cls.__module__,
+                    "__qualname__": f"{cls.__qualname__}.{event_cls_name}",
+                },
+            )
+            original_methods[event_cls] = method
+            setattr(cls, event_cls_name, event_cls)
+
+    def __call__(cls: "MetaAggregate", *args: Any, **kwargs: Any) -> Any:
+        init_method = cls.__init__  # type: ignore[misc]
+        signature = cls._init_signature
+        if signature is None or signature.method is not init_method:
+            # Analysed on first use, and again only if __init__ is replaced.
+            signature = _BoundSignature(
+                init_method, expects_id=cls._annotations_mention_id
+            )
+            cls._init_signature = signature
+        kwargs = signature.bind(args, kwargs)
+        created_event_class = cls._created_event_class
+        if created_event_class is None:
+            raise TypeError("attribute '_created_event_class' not set on class")
+        return cls._create(created_event_class, **kwargs)
+
+    @staticmethod
+    def create_id(**kwargs: Any) -> UUID:
+        """Return the ID of a new aggregate (a random UUID by default).
+
+        Aggregate classes may redefine it; it is passed those of the
+        creation arguments that it names.
+        """
+        return uuid4()
+
+    def _create(
+        cls,
+        event_class: Type[TAggregateCreated],
+        *,
+        id: UUID | None = None,  # noqa: A002
+        **kwargs: Any,
+    ) -> Any:
+        """Create a new aggregate by triggering a "created" event.
+
+        ``kwargs`` become fields of the event and arguments of ``__init__``.
+        """
+        try:
+            if not id:
+                names = cls._create_id_param_names
+                if names:
+                    id = cls.create_id(**{n: kwargs[n] for n in names if n in kwargs})
+                else:
+                    id = cls.create_id()
+            created_event = event_class(  # type: ignore[call-arg]
+                originator_topic=get_topic(cls),
+                originator_id=id,
+                originator_version=cls.INITIAL_VERSION,
+                timestamp=datetime.now(tz=TZINFO),
+                **kwargs,
+            )
+        except TypeError as e:
+            raise TypeError(
+                f"Unable to construct 'aggregate created' event with class "
+                f"{event_class.__qualname__} and keyword args {kwargs}: {e}"
+            ) from e
+        agg: Any = created_event.mutate(None)
+        agg.pending_events.append(created_event)
+        return agg
+
+
+class Aggregate(ABC, metaclass=MetaAggregate):
+    """Base class of aggregate roots.
+
+    Subclasses may declare fields as a dataclass does, or define
+    ``__init__``; either way calling the class triggers its "created" event.
+    """
+
+    class Event(AggregateEvent["Aggregate"]):
+        """Base class for the events of this aggregate."""
+
+    class Created(AggregateCreated):
+        """The event that creates this aggregate."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        return object.__new__(cls)
+
+    def __eq__(self, other: Any) -> bool:
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __repr__(self) -> str:
+        attrs = ", ".join(
+            f"{name.lstrip('_')}={value!r}"
+            for name, value in self.__dict__.items()
+            if name != "_pending_events"
+        )
+        return f"{type(self).__name__}({attrs})"
+
+    def __base_init__(
+        self,
+        id: UUID,  # noqa: A002
+        version: int,
+        timestamp: datetime,
+    ) -> None:
+        """Set the attributes every aggregate has, before ``__init__`` runs."""
+        self._id = id
+        self._version = version
+        self._created_on = timestamp
+        self._modified_on = timestamp
+        self._pending_events: List[AggregateEvent[Any]] = []
+
+    @property
+    def id(self) -> UUID:
+        """The aggregate's ID."""
+        return self._id
+
+    @property
+    def version(self) -> int:
+        """The version of the aggregate: that of the last event applied."""
+        return self._version
+
+    @version.setter
+    def version(self, version: int) -> None:
+        self._version = version
+
+    @property
+    def created_on(self) -> datetime:
+        """When the aggregate was created."""
+        return self._created_on
+
+    @property
+    def modified_on(self) -> datetime:
+        """When the aggregate was last changed."""
+        return self._modified_on
+
+    @modified_on.setter
+    def modified_on(self, modified_on: datetime) -> None:
+        self._modified_on = modified_on
+
+    @property
+    def pending_events(self) -> List[AggregateEvent[Any]]:
+        """Events triggered but not yet collected (for saving)."""
+        return self._pending_events
+
+    def trigger_event(
+        self,
+        event_class: Type[TAggregateEvent],
+        **kwargs: Any,
+    ) -> None:
+        """Construct the next event of ``event_class``, apply it, and keep it
+        as a pending event. ``kwargs`` are the event's own fields."""
+        try:
+            new_event = event_class(  # type: ignore[call-arg]
+                originator_id=self.id,
+                originator_version=self.version + 1,
+                timestamp=datetime.now(tz=TZINFO),
+                **kwargs,
+            )
+        except TypeError as e:
+            raise TypeError(f"Can't construct event {event_class}: {e}") from e
+        new_event.mutate(self)
+        self.pending_events.append(new_event)
+
+    def collect_events(self) -> List[AggregateEvent[Any]]:
+        """Remove and return the pending events, oldest first."""
+        pending = self.pending_events
+        collected = list(pending)
+        pending.clear()
+        return collected
+
+
+def aggregate(
+    cls: Any | None = None, *, created_event_name: str | None = None
+) -> Union[MetaAggregate, Callable[[Any], MetaAggregate]]:
+    """Class decorator that makes a plain class an aggregate.
+
+    ``@aggregate class Dog: ...`` is the same as
+    ``class Dog(Aggregate): ...``. Use ``@aggregate(created_event_name=...)``
+    to name the created event.
+    """
+
+    def decorator(original: Any) -> MetaAggregate:
+        if issubclass(original, Aggregate):
+            raise TypeError(f"{original.__name__} is already an Aggregate")
+        bases = original.__bases__
+        if bases == (object,):
+            bases = (Aggregate,)
+        else:
+            bases = bases + (Aggregate,)
+        # The instance __dict__ and __weakref__ descriptors belong to the
+        # original class and would not work on instances of the new one.
+        namespace = {
+            key: value
+            for key, value in original.__dict__.items()
+            if key not in ("__dict__", "__weakref__")
+        }
+        namespace["__qualname__"] = original.__qualname__
+        return MetaAggregate(
+            original.__name__,
+            bases,
+            namespace,
+            created_event_name=created_event_name,
+        )
+
+    if cls:
+        return decorator(cls)
+    return decorator
+
+
+class VersionError(Exception):
+    """Raised when an event is not the next one in its aggregate's sequence.
+
+    Its arguments are the event's version and the version that was expected.
+    """
+
+
+class Snapshot(DomainEvent):
+    """The state of an aggregate at a version, recorded as an event.
+
+    :param UUID originator_id: ID of the aggregate
+    :param int originator_version: version of the aggregate
+    :param datetime timestamp: when the snapshot was taken
+    :param str topic: topic of the aggregate's class
+    :param dict state: the aggregate's attributes
+    """
+
+    topic: str
+    state: Dict[str, Any]
+
+    @classmethod
+    def take(cls, aggregate: Any) -> "Snapshot":
+        """Return a snapshot of ``aggregate``.
+
+        If the aggregate's class sets ``class_version`` above 1, it is stored
+        with the state so older snapshots can be upcast later.
+        """
+        state = dict(aggregate.__dict__)
+        state.pop("_pending_events")
+        class_version = getattr(type(aggregate), "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        originator_id = state.pop("_id")
+        originator_version = state.pop("_version")
+        return cls(  # type: ignore[call-arg]
+            originator_id=originator_id,
+            originator_version=originator_version,
+            timestamp=datetime.now(tz=TZINFO),
+            topic=get_topic(type(aggregate)),
+            state=state,
+        )
+
+    def mutate(self, _: None = None) -> Any:
+        """Rebuild the aggregate recorded by this snapshot.
+
+        State recorded by an older ``class_version`` of the aggregate class
+        is upcast step by step with the class's ``upcast_vN_vM`` static
+        methods.
+        """
+        cls = resolve_topic(self.topic)
+        assert issubclass(cls, Aggregate), f"{self.topic!r} is not an aggregate"
+        state = dict(self.state)
+        from_version = state.pop("class_version", 1)
+        class_version = getattr(cls, "class_version", 1)
+        while from_version < class_version:
+            getattr(cls, f"upcast_v{from_version}_v{from_version + 1}")(state)
+            from_version += 1
+        state["_id"] = self.originator_id
+        state["_version"] = self.originator_version
+        state["_pending_events"] = []
+        agg = object.__new__(cls)
+        agg.__dict__.update(state)
+        return agg

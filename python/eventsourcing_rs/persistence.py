@@ -1,0 +1,549 @@
+"""Persistence: transcoding, mapping, recorders, event stores and factories.
+
+The value types (:class:`StoredEvent`, :class:`Notification`,
+:class:`Tracking`) and the JSON engine are implemented in Rust
+(``eventsourcing_rs._core``); the abstract classes users subclass stay here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from abc import ABC, abstractmethod
+from datetime import datetime
+from decimal import Decimal
+from typing import (
+    Any,
+    Dict,
+    Generic,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Type,
+    cast,
+)
+from uuid import UUID
+
+from eventsourcing_rs import _core
+from eventsourcing_rs.domain import DomainEvent, TDomainEvent
+from eventsourcing_rs.utils import get_topic, resolve_topic, strtobool
+
+StoredEvent = _core.StoredEvent
+Notification = _core.Notification
+Tracking = _core.Tracking
+
+DEFAULT_FACTORY_TOPIC = "eventsourcing_rs.popo:Factory"
+DEFAULT_CIPHER_TOPIC = "eventsourcing_rs.cipher:AESCipher"
+
+
+class Transcoding(ABC):
+    """A way of representing objects of one type in a transcoder's format."""
+
+    @property
+    @abstractmethod
+    def type(self) -> type:
+        """The type of object this transcoding represents."""
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The name recorded alongside the representation."""
+
+    @abstractmethod
+    def encode(self, obj: Any) -> Any:
+        """Returns a representation of ``obj`` the transcoder can encode."""
+
+    @abstractmethod
+    def decode(self, data: Any) -> Any:
+        """Returns the object the representation ``data`` stands for."""
+
+
+class Transcoder(ABC):
+    """Turns objects into bytes and back, extensible with transcodings."""
+
+    def __init__(self) -> None:
+        self.types: Dict[type, Transcoding] = {}
+        self.names: Dict[str, Transcoding] = {}
+
+    def register(self, transcoding: Transcoding) -> None:
+        """Adds ``transcoding``, keyed by its type and by its name."""
+        self.types[transcoding.type] = transcoding
+        self.names[transcoding.name] = transcoding
+
+    @abstractmethod
+    def encode(self, obj: Any) -> bytes:
+        """Encodes ``obj`` as bytes."""
+
+    @abstractmethod
+    def decode(self, data: bytes) -> Any:
+        """Decodes bytes written by :func:`encode`."""
+
+
+class UUIDAsHex(Transcoding):
+    """Represents :class:`~uuid.UUID` objects by their 32 hex digits."""
+
+    type = UUID
+    name = "uuid_hex"
+
+    def encode(self, obj: UUID) -> str:
+        return obj.hex
+
+    def decode(self, data: str) -> UUID:
+        assert isinstance(data, str)
+        return UUID(data)
+
+
+class DecimalAsStr(Transcoding):
+    """Represents :class:`~decimal.Decimal` objects by their text."""
+
+    type = Decimal
+    name = "decimal_str"
+
+    def encode(self, obj: Decimal) -> str:
+        return str(obj)
+
+    def decode(self, data: str) -> Decimal:
+        return Decimal(data)
+
+
+class DatetimeAsISO(Transcoding):
+    """Represents :class:`~datetime.datetime` objects in ISO 8601 form."""
+
+    type = datetime
+    name = "datetime_iso"
+
+    def encode(self, obj: datetime) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> datetime:
+        assert isinstance(data, str)
+        return datetime.fromisoformat(data)
+
+
+# The standard transcodings are run natively by the Rust engine; any other
+# transcoding (or a subclass of these) is called through its methods.
+_NATIVE_KINDS: Dict[type, str] = {
+    UUIDAsHex: "uuid",
+    DecimalAsStr: "decimal",
+    DatetimeAsISO: "datetime",
+}
+
+
+class JSONTranscoder(Transcoder):
+    """JSON transcoder whose encoding and decoding run in Rust.
+
+    It writes what Python's :mod:`json` writes with default settings, so
+    stored events move freely between this library and the reference one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._codec = _core.JsonCodec()
+
+    def register(self, transcoding: Transcoding) -> None:
+        super().register(transcoding)
+        kind = _NATIVE_KINDS.get(type(transcoding))
+        if kind is not None and transcoding.type is type(transcoding).type:
+            self._codec.register_native(transcoding.type, transcoding.name, kind)
+        else:
+            self._codec.register_custom(
+                transcoding.type, transcoding.name, transcoding
+            )
+
+    def encode(self, obj: Any) -> bytes:
+        return self._codec.encode(obj)
+
+    def decode(self, data: bytes) -> Any:
+        try:
+            return self._codec.decode(data)
+        except ValueError:
+            # Text the Rust parser refuses (lone surrogates, or simply
+            # invalid): Python's json gives the authoritative answer.
+            return json.loads(data.decode("utf8"), object_hook=self._decode_obj)
+
+    def _decode_obj(self, d: Dict[str, Any]) -> Any:
+        if d.keys() == {"_type_", "_data_"}:
+            name = d["_type_"]
+            try:
+                transcoding = self.names[name]
+            except KeyError:
+                raise TypeError(
+                    f"Data serialized with name '{name}' is not deserializable. "
+                    "Please register a custom transcoding for this type."
+                ) from None
+            return transcoding.decode(d["_data_"])
+        return d
+
+
+class Compressor(ABC):
+    """Compresses and decompresses bytes."""
+
+    @abstractmethod
+    def compress(self, data: bytes) -> bytes:
+        """Returns ``data`` compressed."""
+
+    @abstractmethod
+    def decompress(self, data: bytes) -> bytes:
+        """Returns the bytes that were compressed into ``data``."""
+
+
+class Cipher(ABC):
+    """Encrypts and decrypts bytes with a key."""
+
+    @abstractmethod
+    def __init__(self, cipher_key: str):
+        """Keeps the key the cipher will use."""
+
+    @abstractmethod
+    def encrypt(self, plaintext: bytes) -> bytes:
+        """Returns the ciphertext of ``plaintext``."""
+
+    @abstractmethod
+    def decrypt(self, ciphertext: bytes) -> bytes:
+        """Returns the plaintext of ``ciphertext``."""
+
+
+class Mapper(Generic[TDomainEvent]):
+    """Converts domain events to stored events and back.
+
+    The event's attributes are encoded by the transcoder, then compressed
+    and encrypted when a compressor and a cipher are given.
+    """
+
+    def __init__(
+        self,
+        transcoder: Transcoder,
+        compressor: Optional[Compressor] = None,
+        cipher: Optional[Cipher] = None,
+    ):
+        self.transcoder = transcoder
+        self.compressor = compressor
+        self.cipher = cipher
+        self._topics: Dict[type, str] = {}
+
+    def from_domain_event(self, domain_event: TDomainEvent) -> StoredEvent:
+        """Returns a :class:`StoredEvent` for ``domain_event``."""
+        cls = type(domain_event)
+        try:
+            topic = self._topics[cls]
+        except KeyError:
+            topic = self._topics[cls] = get_topic(cls)
+        state = domain_event.__dict__.copy()
+        originator_id = state.pop("originator_id")
+        originator_version = state.pop("originator_version")
+        class_version = getattr(cls, "class_version", 1)
+        if class_version > 1:
+            state["class_version"] = class_version
+        data = self.transcoder.encode(state)
+        if self.compressor:
+            data = self.compressor.compress(data)
+        if self.cipher:
+            data = self.cipher.encrypt(data)
+        return StoredEvent(originator_id, originator_version, topic, data)
+
+    def to_domain_event(self, stored: StoredEvent) -> TDomainEvent:
+        """Returns the domain event that ``stored`` records, upcast to the
+        current version of its class."""
+        try:
+            data = stored.state
+            if self.cipher:
+                data = self.cipher.decrypt(data)
+            if self.compressor:
+                data = self.compressor.decompress(data)
+            state = self.transcoder.decode(data)
+            cls = resolve_topic(stored.topic)
+        except Exception as error:
+            error.add_note(
+                f"while reading stored event {stored.originator_version} of "
+                f"aggregate {stored.originator_id} (topic '{stored.topic}')"
+            )
+            raise
+        if not isinstance(state, dict):
+            raise DataError(
+                f"stored event {stored.originator_version} of aggregate "
+                f"{stored.originator_id} (topic '{stored.topic}') does not hold "
+                f"an object's attributes"
+            )
+        state["originator_id"] = stored.originator_id
+        state["originator_version"] = stored.originator_version
+        assert issubclass(cls, DomainEvent), cls
+        version = state.pop("class_version", 1)
+        target = getattr(cls, "class_version", 1)
+        while version < target:
+            getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+            version += 1
+        domain_event = object.__new__(cls)
+        domain_event.__dict__.update(state)
+        return cast(TDomainEvent, domain_event)
+
+
+class RecordConflictError(Exception):
+    """Legacy name for a conflicting record; see :class:`IntegrityError`."""
+
+
+class PersistenceError(Exception):
+    """Base of the persistence errors, named as in PEP 249."""
+
+
+class InterfaceError(PersistenceError):
+    """An error of the database interface rather than the database."""
+
+
+class DatabaseError(PersistenceError):
+    """An error of the database."""
+
+
+class DataError(DatabaseError):
+    """An error in the data being processed."""
+
+
+class OperationalError(DatabaseError):
+    """An error in the database's operation, often outside the program's
+    control: a lost connection, a missing file, a lock that timed out."""
+
+
+class IntegrityError(DatabaseError, RecordConflictError):
+    """A write would break the database's integrity: a record at that
+    position, or a tracking record at that notification, already exists."""
+
+
+class InternalError(DatabaseError):
+    """The database found itself in an inconsistent state."""
+
+
+class ProgrammingError(DatabaseError):
+    """A programming error: a missing or malformed table, a bad statement."""
+
+
+class NotSupportedError(DatabaseError):
+    """A feature the database does not support."""
+
+
+class Recorder(ABC):
+    """Base of the stored event recorders."""
+
+
+class AggregateRecorder(Recorder):
+    """Records and selects the stored events of aggregates."""
+
+    @abstractmethod
+    def insert_events(
+        self, stored_events: List[StoredEvent], **kwargs: Any
+    ) -> Optional[Sequence[int]]:
+        """Writes ``stored_events`` all together, or none of them."""
+
+    @abstractmethod
+    def select_events(
+        self,
+        originator_id: UUID,
+        gt: Optional[int] = None,
+        lte: Optional[int] = None,
+        desc: bool = False,
+        limit: Optional[int] = None,
+    ) -> List[StoredEvent]:
+        """Reads one aggregate's stored events, filtered by version."""
+
+
+class ApplicationRecorder(AggregateRecorder):
+    """An aggregate recorder that also gives every stored event a
+    notification id, so they can be read in the order they were recorded.
+
+    Notification ids start at 1; a ``start`` below 1 reads from the first
+    notification, on every store.
+    """
+
+    @abstractmethod
+    def select_notifications(self, start: int, limit: int) -> List[Notification]:
+        """Returns up to ``limit`` notifications with ids from ``start``."""
+
+    @abstractmethod
+    def max_notification_id(self) -> int:
+        """Returns the largest notification id, or 0 when there is none."""
+
+
+class ProcessRecorder(ApplicationRecorder):
+    """An application recorder that records, with each insert, how far the
+    application has processed the notifications of another application."""
+
+    @abstractmethod
+    def max_tracking_id(self, application_name: str) -> int:
+        """Returns the last notification id processed from the named
+        application, or 0."""
+
+
+class EventStore(Generic[TDomainEvent]):
+    """Puts domain events into a recorder and gets them back."""
+
+    def __init__(
+        self,
+        mapper: Mapper[TDomainEvent],
+        recorder: AggregateRecorder,
+    ):
+        self.mapper = mapper
+        self.recorder = recorder
+
+    def put(self, events: Sequence[TDomainEvent], **kwargs: Any) -> Any:
+        """Records ``events`` in one insert (with any tracking record)."""
+        to_stored = self.mapper.from_domain_event
+        return self.recorder.insert_events([to_stored(e) for e in events], **kwargs)
+
+    def get(
+        self,
+        originator_id: UUID,
+        gt: Optional[int] = None,
+        lte: Optional[int] = None,
+        desc: bool = False,
+        limit: Optional[int] = None,
+    ) -> Iterator[TDomainEvent]:
+        """Returns one aggregate's events, filtered by version."""
+        return map(
+            self.mapper.to_domain_event,
+            self.recorder.select_events(
+                originator_id=originator_id,
+                gt=gt,
+                lte=lte,
+                desc=desc,
+                limit=limit,
+            ),
+        )
+
+
+class InfrastructureFactory(ABC):
+    """Builds an application's persistence from its environment."""
+
+    TOPIC = "INFRASTRUCTURE_FACTORY"
+    MAPPER_TOPIC = "MAPPER_TOPIC"
+    CIPHER_TOPIC = "CIPHER_TOPIC"
+    CIPHER_KEY = "CIPHER_KEY"
+    COMPRESSOR_TOPIC = "COMPRESSOR_TOPIC"
+    IS_SNAPSHOTTING_ENABLED = "IS_SNAPSHOTTING_ENABLED"
+
+    @classmethod
+    def construct(
+        cls,
+        application_name: str = "",
+        env: Optional[Mapping[str, str]] = None,
+    ) -> "InfrastructureFactory":
+        """Returns the factory named by ``INFRASTRUCTURE_FACTORY`` (the
+        in-memory one by default) for the named application."""
+        env = env if env is not None else os.environ
+        topic = env.get(cls.TOPIC, DEFAULT_FACTORY_TOPIC)
+        try:
+            factory_cls = resolve_topic(topic)
+        except (ModuleNotFoundError, AttributeError, ValueError) as error:
+            raise EnvironmentError(
+                f"Failed to resolve infrastructure factory topic: '{topic}' "
+                f"from environment variable '{cls.TOPIC}'"
+            ) from error
+        if not (
+            isinstance(factory_cls, type)
+            and issubclass(factory_cls, InfrastructureFactory)
+        ):
+            raise AssertionError(f"Not an infrastructure factory: {topic}")
+        return factory_cls(application_name=application_name, env=env)
+
+    def __init__(self, application_name: str, env: Mapping[str, str]):
+        self.application_name = application_name
+        self.env = env
+
+    def getenv(
+        self, key: str, default: Optional[str] = None, application_name: str = ""
+    ) -> Optional[str]:
+        """Returns ``APPNAME_KEY`` if set, else ``KEY``, else ``default``."""
+        name = application_name or self.application_name
+        for candidate in (f"{name.upper()}_{key}", key):
+            value = self.env.get(candidate)
+            if value is not None:
+                return value
+        return default
+
+    def mapper(self, transcoder: Transcoder, application_name: str = "") -> Mapper:
+        """Returns a mapper, with the cipher and compressor the
+        environment asks for."""
+        return Mapper(
+            transcoder=transcoder,
+            cipher=self.cipher(application_name),
+            compressor=self.compressor(application_name),
+        )
+
+    def cipher(self, application_name: str) -> Optional[Cipher]:
+        """Returns the cipher named by ``CIPHER_TOPIC`` (AES-GCM when only
+        ``CIPHER_KEY`` is set), or None."""
+        topic = self.getenv(self.CIPHER_TOPIC, application_name=application_name)
+        key = self.getenv(self.CIPHER_KEY, application_name=application_name)
+        if topic and not key:
+            raise EnvironmentError(
+                f"'{self.CIPHER_KEY}' not set in env, "
+                f"although '{self.CIPHER_TOPIC}' was set"
+            )
+        if not key:
+            return None
+        cipher_cls: Type[Cipher] = resolve_topic(topic or DEFAULT_CIPHER_TOPIC)
+        return cipher_cls(cipher_key=key)
+
+    def compressor(self, application_name: str) -> Optional[Compressor]:
+        """Returns the compressor named by ``COMPRESSOR_TOPIC``, or None.
+        The topic may name a class or a module (``zlib``, say)."""
+        topic = self.getenv(self.COMPRESSOR_TOPIC, application_name=application_name)
+        if not topic:
+            return None
+        compressor = resolve_topic(topic)
+        if isinstance(compressor, type):
+            return cast(Compressor, compressor())
+        return cast(Compressor, compressor)
+
+    @staticmethod
+    def event_store(**kwargs: Any) -> EventStore:
+        """Returns an event store."""
+        return EventStore(**kwargs)
+
+    @abstractmethod
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        """Returns an aggregate recorder (``purpose`` names its table)."""
+
+    @abstractmethod
+    def application_recorder(self) -> ApplicationRecorder:
+        """Returns an application recorder."""
+
+    @abstractmethod
+    def process_recorder(self) -> ProcessRecorder:
+        """Returns a process recorder."""
+
+    def is_snapshotting_enabled(self) -> bool:
+        """Whether ``IS_SNAPSHOTTING_ENABLED`` is true (it is off by default)."""
+        value = self.getenv(self.IS_SNAPSHOTTING_ENABLED, "no") or "no"
+        return bool(strtobool(value))
+
+
+__all__ = [
+    "AggregateRecorder",
+    "ApplicationRecorder",
+    "Cipher",
+    "Compressor",
+    "DatabaseError",
+    "DataError",
+    "DatetimeAsISO",
+    "DecimalAsStr",
+    "EventStore",
+    "InfrastructureFactory",
+    "IntegrityError",
+    "InterfaceError",
+    "InternalError",
+    "JSONTranscoder",
+    "Mapper",
+    "Notification",
+    "NotSupportedError",
+    "OperationalError",
+    "PersistenceError",
+    "ProcessRecorder",
+    "ProgrammingError",
+    "RecordConflictError",
+    "Recorder",
+    "StoredEvent",
+    "Tracking",
+    "Transcoder",
+    "Transcoding",
+    "UUIDAsHex",
+]

@@ -1,0 +1,127 @@
+//! The in-memory recorder: `MemoryStore` behind a lock, holding the
+//! StoredEvent objects it was given. Python objects are only touched
+//! outside the lock.
+
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use super::errors::IntegrityError;
+use super::uuids::{u128_to_hyphenated, uuid_to_u128};
+use super::values::{Notification, StoredEvent, Tracking};
+use crate::core::memory_store::{EventQuery, InsertError, MemoryStore, NewEvent};
+
+#[pyclass(frozen, module = "eventsourcing_rs._core")]
+pub struct MemoryRecorder {
+    store: RwLock<MemoryStore<Py<StoredEvent>>>,
+}
+
+pub fn insert_error_message(err: &InsertError) -> String {
+    match err {
+        InsertError::Conflict {
+            originator_id,
+            version,
+        } => format!(
+            "event at version {version} of aggregate {} is already recorded",
+            u128_to_hyphenated(*originator_id)
+        ),
+        InsertError::DuplicateInBatch {
+            originator_id,
+            version,
+        } => format!(
+            "two events at version {version} of aggregate {} in one insert",
+            u128_to_hyphenated(*originator_id)
+        ),
+        InsertError::TrackingNotAhead {
+            application_name,
+            notification_id,
+            last,
+        } => format!(
+            "notification {notification_id} of application '{application_name}' \
+             is already processed (last tracked id is {last})"
+        ),
+    }
+}
+
+#[pymethods]
+impl MemoryRecorder {
+    #[new]
+    fn new() -> Self {
+        MemoryRecorder {
+            store: RwLock::new(MemoryStore::new()),
+        }
+    }
+
+    /// Inserts the events (and tracking record) all or nothing; returns
+    /// their notification ids.
+    #[pyo3(signature = (stored_events, tracking=None))]
+    fn insert_events(
+        &self,
+        py: Python<'_>,
+        stored_events: &Bound<'_, PyAny>,
+        tracking: Option<PyRef<'_, Tracking>>,
+    ) -> PyResult<Vec<i64>> {
+        let mut batch = Vec::new();
+        for item in stored_events.try_iter()? {
+            let item = item?;
+            let stored = item.cast_into::<StoredEvent>()?;
+            let s = stored.get();
+            batch.push(NewEvent {
+                originator_id: s.require_key(py)?,
+                version: s.originator_version,
+                record: Arc::new(stored.unbind()),
+            });
+        }
+        let tracking = tracking
+            .as_ref()
+            .map(|t| (t.application_name.as_str(), t.notification_id));
+        let result = self.store.write().insert(batch, tracking);
+        result.map_err(|e| IntegrityError::new_err(insert_error_message(&e)))
+    }
+
+    #[pyo3(signature = (originator_id, gt=None, lte=None, desc=false, limit=None))]
+    fn select_events<'py>(
+        &self,
+        py: Python<'py>,
+        originator_id: &Bound<'py, PyAny>,
+        gt: Option<i64>,
+        lte: Option<i64>,
+        desc: bool,
+        limit: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let key = uuid_to_u128(originator_id, "originator_id")?;
+        let query = EventQuery {
+            gt,
+            lte,
+            desc,
+            limit,
+        };
+        let records = self.store.read().select_events(key, query);
+        PyList::new(py, records.iter().map(|r| r.bind(py)))
+    }
+
+    fn select_notifications<'py>(
+        &self,
+        py: Python<'py>,
+        start: i64,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let rows = self.store.read().select_notifications(start, limit);
+        let list = PyList::empty(py);
+        for (id, record) in rows {
+            let event = record.get().clone_ref(py);
+            list.append(Notification::create(py, id, event)?)?;
+        }
+        Ok(list)
+    }
+
+    fn max_notification_id(&self) -> i64 {
+        self.store.read().max_notification_id()
+    }
+
+    fn max_tracking_id(&self, application_name: &str) -> i64 {
+        self.store.read().max_tracking_id(application_name)
+    }
+}

@@ -1,0 +1,9 @@
+//! The thin PyO3 layer over `crate::core`.
+
+pub mod errors;
+pub mod memory_recorder;
+pub mod prompt_queue;
+pub mod reader;
+pub mod transcoder;
+pub mod uuids;
+pub mod values;

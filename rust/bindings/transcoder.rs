@@ -1,0 +1,361 @@
+//! The JSON transcoder's engine: Python objects to JSON bytes and back,
+//! with the standard transcodings (UUID, Decimal, datetime) done natively
+//! and user transcodings called through their `encode`/`decode` methods.
+
+use std::collections::HashMap;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{
+    PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType,
+};
+
+use super::uuids::{u128_to_uuid, uuid_class};
+use crate::core::float_repr::python_float_repr;
+use crate::core::json::{self, Value};
+
+/// Deep enough for any real event; stops runaway or circular structures.
+const MAX_DEPTH: usize = 512;
+
+static DECIMAL_CLS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DATETIME_CLS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static ENCODE_BASESTRING: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Native {
+    Uuid,
+    Decimal,
+    Datetime,
+}
+
+enum Codec {
+    Native(Native),
+    Custom(Py<PyAny>),
+}
+
+struct Entry {
+    name: String,
+    codec: Codec,
+}
+
+#[pyclass(module = "eventsourcing_rs._core")]
+pub struct JsonCodec {
+    /// Keyed by the address of the type object, which `_types` keeps alive.
+    by_type: HashMap<usize, Entry>,
+    by_name: HashMap<String, Entry>,
+    _types: Vec<Py<PyType>>,
+}
+
+fn native_kind(kind: &str) -> PyResult<Native> {
+    match kind {
+        "uuid" => Ok(Native::Uuid),
+        "decimal" => Ok(Native::Decimal),
+        "datetime" => Ok(Native::Datetime),
+        other => Err(PyValueError::new_err(format!(
+            "unknown native transcoding kind '{other}'"
+        ))),
+    }
+}
+
+impl JsonCodec {
+    fn add(&mut self, ty: Bound<'_, PyType>, name: String, make: impl Fn() -> Codec) {
+        self.by_type.insert(
+            ty.as_ptr() as usize,
+            Entry {
+                name: name.clone(),
+                codec: make(),
+            },
+        );
+        self.by_name.insert(name.clone(), Entry { name, codec: make() });
+        self._types.push(ty.unbind());
+    }
+}
+
+#[pymethods]
+impl JsonCodec {
+    #[new]
+    fn new() -> Self {
+        JsonCodec {
+            by_type: HashMap::new(),
+            by_name: HashMap::new(),
+            _types: Vec::new(),
+        }
+    }
+
+    /// Registers one of the standard transcodings, done natively.
+    fn register_native(&mut self, ty: Bound<'_, PyType>, name: String, kind: &str) -> PyResult<()> {
+        let kind = native_kind(kind)?;
+        self.add(ty, name, || Codec::Native(kind));
+        Ok(())
+    }
+
+    /// Registers a user transcoding object with `encode` and `decode`.
+    fn register_custom(&mut self, ty: Bound<'_, PyType>, name: String, transcoding: Bound<'_, PyAny>) {
+        let py = ty.py();
+        let t = transcoding.unbind();
+        self.add(ty, name, || Codec::Custom(t.clone_ref(py)));
+    }
+
+    fn encode<'py>(&self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+        let mut out = Vec::with_capacity(128);
+        self.write(obj, &mut out, 0)?;
+        Ok(PyBytes::new(obj.py(), &out))
+    }
+
+    /// Decodes JSON bytes. Raises ValueError for text this parser does not
+    /// accept; the Python side retries those with the `json` module, which
+    /// also accepts lone surrogates in strings.
+    fn decode<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+        let value = json::parse(data)
+            .map_err(|e| PyValueError::new_err(format!("invalid JSON: {e}")))?;
+        self.to_python(py, value)
+    }
+}
+
+impl JsonCodec {
+    fn write(&self, obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
+        if depth > MAX_DEPTH {
+            return Err(PyValueError::new_err(
+                "Circular reference detected (or nesting deeper than 512 levels)",
+            ));
+        }
+        let py = obj.py();
+        if obj.is_none() {
+            out.extend_from_slice(b"null");
+        } else if let Ok(b) = obj.cast::<PyBool>() {
+            out.extend_from_slice(if b.is_true() { b"true" } else { b"false" });
+        } else if let Ok(s) = obj.cast::<PyString>() {
+            write_py_str(s, out)?;
+        } else if let Ok(i) = obj.cast::<PyInt>() {
+            write_int(i, out)?;
+        } else if let Ok(f) = obj.cast::<PyFloat>() {
+            write_float(f.value(), out);
+        } else if let Ok(list) = obj.cast::<PyList>() {
+            self.write_seq(list.iter(), out, depth)?;
+        } else if let Ok(tuple) = obj.cast::<PyTuple>() {
+            self.write_seq(tuple.iter(), out, depth)?;
+        } else if let Ok(dict) = obj.cast::<PyDict>() {
+            out.push(b'{');
+            for (i, (k, v)) in dict.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                write_key(&k, out)?;
+                out.extend_from_slice(b": ");
+                self.write(&v, out, depth + 1)?;
+            }
+            out.push(b'}');
+        } else {
+            self.write_transcoded(obj, out, depth)?;
+        }
+        let _ = py;
+        Ok(())
+    }
+
+    fn write_seq<'py>(
+        &self,
+        items: impl Iterator<Item = Bound<'py, PyAny>>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> PyResult<()> {
+        out.push(b'[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                out.extend_from_slice(b", ");
+            }
+            self.write(&item, out, depth + 1)?;
+        }
+        out.push(b']');
+        Ok(())
+    }
+
+    fn write_transcoded(&self, obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
+        let py = obj.py();
+        let ty = obj.get_type();
+        let Some(entry) = self.by_type.get(&(ty.as_ptr() as usize)) else {
+            return Err(PyTypeError::new_err(format!(
+                "Object of type {} is not serializable. Please define and register \
+                 a custom transcoding for this type.",
+                ty.repr()?
+            )));
+        };
+        out.extend_from_slice(b"{\"_type_\": ");
+        json::write_str(out, &entry.name);
+        out.extend_from_slice(b", \"_data_\": ");
+        match &entry.codec {
+            Codec::Native(Native::Uuid) => {
+                let n: u128 = obj.getattr(intern!(py, "int"))?.extract()?;
+                out.extend_from_slice(format!("\"{n:032x}\"").as_bytes());
+            }
+            Codec::Native(Native::Decimal) => write_py_str(&obj.str()?, out)?,
+            Codec::Native(Native::Datetime) => {
+                let text = obj.call_method0(intern!(py, "isoformat"))?;
+                write_py_str(text.cast::<PyString>()?, out)?;
+            }
+            Codec::Custom(t) => {
+                let data = t.bind(py).call_method1(intern!(py, "encode"), (obj,))?;
+                self.write(&data, out, depth + 1)?;
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    fn to_python<'py>(&self, py: Python<'py>, value: Value) -> PyResult<Bound<'py, PyAny>> {
+        Ok(match value {
+            Value::Null => py.None().into_bound(py),
+            Value::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
+            Value::Int(i) => i.into_pyobject(py)?.into_any(),
+            Value::BigInt(digits) => py
+                .get_type::<PyInt>()
+                .call1((digits,))?,
+            Value::Float(f) => PyFloat::new(py, f).into_any(),
+            Value::Str(s) => PyString::new(py, &s).into_any(),
+            Value::Array(items) => {
+                let list = PyList::empty(py);
+                for item in items {
+                    list.append(self.to_python(py, item)?)?;
+                }
+                list.into_any()
+            }
+            Value::Object(members) => {
+                let is_transcoded = members.len() == 2
+                    && members.iter().any(|(k, _)| k == "_type_")
+                    && members.iter().any(|(k, _)| k == "_data_");
+                if is_transcoded {
+                    return self.decode_transcoded(py, members);
+                }
+                let dict = PyDict::new(py);
+                for (k, v) in members {
+                    dict.set_item(k, self.to_python(py, v)?)?;
+                }
+                dict.into_any()
+            }
+        })
+    }
+
+    fn decode_transcoded<'py>(
+        &self,
+        py: Python<'py>,
+        members: Vec<(String, Value)>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut type_name = None;
+        let mut data = None;
+        for (k, v) in members {
+            if k == "_type_" {
+                type_name = Some(v);
+            } else {
+                data = Some(v);
+            }
+        }
+        let (Some(type_name), Some(data)) = (type_name, data) else {
+            unreachable!("checked by the caller")
+        };
+        let name = match type_name {
+            Value::Str(s) => s,
+            other => {
+                return Err(PyTypeError::new_err(format!(
+                    "Data serialized with name {} is not deserializable. Please register \
+                     a custom transcoding for this type.",
+                    self.to_python(py, other)?.repr()?
+                )))
+            }
+        };
+        let Some(entry) = self.by_name.get(&name) else {
+            return Err(PyTypeError::new_err(format!(
+                "Data serialized with name '{name}' is not deserializable. Please register \
+                 a custom transcoding for this type."
+            )));
+        };
+        match (&entry.codec, data) {
+            (Codec::Native(Native::Uuid), Value::Str(hex))
+                if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                u128_to_uuid(py, u128::from_str_radix(&hex, 16).expect("checked hex"))
+            }
+            (Codec::Native(Native::Uuid), data) => {
+                uuid_class(py)?.call1((self.to_python(py, data)?,))
+            }
+            (Codec::Native(Native::Decimal), data) => DECIMAL_CLS
+                .import(py, "decimal", "Decimal")?
+                .call1((self.to_python(py, data)?,)),
+            (Codec::Native(Native::Datetime), data) => DATETIME_CLS
+                .import(py, "datetime", "datetime")?
+                .call_method1(intern!(py, "fromisoformat"), (self.to_python(py, data)?,)),
+            (Codec::Custom(t), data) => t
+                .bind(py)
+                .call_method1(intern!(py, "decode"), (self.to_python(py, data)?,)),
+        }
+    }
+}
+
+fn write_py_str(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> PyResult<()> {
+    match s.to_str() {
+        Ok(text) => json::write_str(out, text),
+        Err(_) => {
+            // Lone surrogates cannot be UTF-8; Python's own escaper takes them.
+            let py = s.py();
+            let escape = ENCODE_BASESTRING.get_or_try_init(py, || {
+                Ok::<_, PyErr>(
+                    py.import("json.encoder")?
+                        .getattr("encode_basestring_ascii")?
+                        .unbind(),
+                )
+            })?;
+            let escaped = escape.bind(py).call1((s,))?;
+            out.extend_from_slice(escaped.cast::<PyString>()?.to_str()?.as_bytes());
+        }
+    }
+    Ok(())
+}
+
+fn write_int(i: &Bound<'_, PyInt>, out: &mut Vec<u8>) -> PyResult<()> {
+    if let Ok(n) = i.extract::<i64>() {
+        out.extend_from_slice(n.to_string().as_bytes());
+    } else {
+        // Big ints (and int subclasses with their own __repr__) print as int does.
+        let py = i.py();
+        let plain = py.get_type::<PyInt>().call1((i,))?;
+        out.extend_from_slice(plain.repr()?.to_str()?.as_bytes());
+    }
+    Ok(())
+}
+
+fn write_float(x: f64, out: &mut Vec<u8>) {
+    if x.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if x.is_infinite() {
+        out.extend_from_slice(if x > 0.0 { b"Infinity" } else { b"-Infinity" });
+    } else {
+        out.extend_from_slice(python_float_repr(x).as_bytes());
+    }
+}
+
+fn write_key(key: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
+    if let Ok(s) = key.cast::<PyString>() {
+        write_py_str(s, out)
+    } else if let Ok(b) = key.cast::<PyBool>() {
+        out.extend_from_slice(if b.is_true() { b"\"true\"" } else { b"\"false\"" });
+        Ok(())
+    } else if let Ok(i) = key.cast::<PyInt>() {
+        out.push(b'"');
+        write_int(i, out)?;
+        out.push(b'"');
+        Ok(())
+    } else if let Ok(f) = key.cast::<PyFloat>() {
+        out.push(b'"');
+        write_float(f.value(), out);
+        out.push(b'"');
+        Ok(())
+    } else if key.is_none() {
+        out.extend_from_slice(b"\"null\"");
+        Ok(())
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "keys must be str, int, float, bool or None, not {}",
+            key.get_type().name()?
+        )))
+    }
+}

@@ -1,0 +1,69 @@
+//! Fast conversion between `uuid.UUID` objects and `u128`.
+
+use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyType;
+
+static UUID_CLS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static SAFE_UNKNOWN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static OBJECT_SETATTR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+pub fn uuid_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
+    UUID_CLS.import(py, "uuid", "UUID")
+}
+
+/// The 128-bit value of a `uuid.UUID` (or subclass); a clear TypeError
+/// naming the value for anything else.
+pub fn uuid_to_u128(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u128> {
+    let py = obj.py();
+    if obj.is_instance(uuid_class(py)?)? {
+        obj.getattr(intern!(py, "int"))?.extract::<u128>()
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "{what} must be a uuid.UUID, got {}",
+            obj.repr()?
+        )))
+    }
+}
+
+/// Builds a `uuid.UUID` without running its `__init__` argument parsing,
+/// setting the two slots that `__init__` would set.
+pub fn u128_to_uuid(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>> {
+    let cls = uuid_class(py)?;
+    let setattr = OBJECT_SETATTR.get_or_try_init(py, || {
+        Ok::<_, PyErr>(
+            py.import("builtins")?
+                .getattr("object")?
+                .getattr("__setattr__")?
+                .unbind(),
+        )
+    })?;
+    let safe_unknown = SAFE_UNKNOWN.get_or_try_init(py, || {
+        Ok::<_, PyErr>(
+            py.import("uuid")?
+                .getattr("SafeUUID")?
+                .getattr("unknown")?
+                .unbind(),
+        )
+    })?;
+    let obj = cls.call_method1(intern!(py, "__new__"), (cls,))?;
+    let setattr = setattr.bind(py);
+    setattr.call1((&obj, intern!(py, "int"), value))?;
+    setattr.call1((&obj, intern!(py, "is_safe"), safe_unknown.bind(py)))?;
+    Ok(obj)
+}
+
+/// The canonical hyphenated text form, as `str(uuid)` gives it.
+pub fn u128_to_hyphenated(value: u128) -> String {
+    let h = format!("{value:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}

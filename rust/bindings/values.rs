@@ -1,0 +1,258 @@
+//! Frozen value types: StoredEvent, Notification (a StoredEvent with an id)
+//! and Tracking. They behave like the reference's frozen dataclasses:
+//! keyword construction, equality by type and fields, hashing, reprs.
+
+use pyo3::basic::CompareOp;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString, PyTuple};
+
+use super::uuids::uuid_to_u128;
+
+#[pyclass(frozen, subclass, module = "eventsourcing_rs.persistence")]
+pub struct StoredEvent {
+    #[pyo3(get)]
+    pub originator_id: Py<PyAny>,
+    #[pyo3(get)]
+    pub originator_version: i64,
+    #[pyo3(get)]
+    pub topic: Py<PyString>,
+    #[pyo3(get)]
+    pub state: Py<PyBytes>,
+    /// The originator id as a number, when it is a UUID (recorders need it).
+    pub key: Option<u128>,
+}
+
+impl StoredEvent {
+    pub fn build(
+        originator_id: &Bound<'_, PyAny>,
+        originator_version: i64,
+        topic: Bound<'_, PyString>,
+        state: Bound<'_, PyBytes>,
+    ) -> StoredEvent {
+        StoredEvent {
+            key: uuid_to_u128(originator_id, "originator_id").ok(),
+            originator_id: originator_id.clone().unbind(),
+            originator_version,
+            topic: topic.unbind(),
+            state: state.unbind(),
+        }
+    }
+
+    /// Builds from values already known to be consistent (key matches id).
+    pub fn from_parts(
+        originator_id: Bound<'_, PyAny>,
+        key: u128,
+        originator_version: i64,
+        topic: Bound<'_, PyString>,
+        state: Bound<'_, PyBytes>,
+    ) -> StoredEvent {
+        StoredEvent {
+            key: Some(key),
+            originator_id: originator_id.unbind(),
+            originator_version,
+            topic: topic.unbind(),
+            state: state.unbind(),
+        }
+    }
+
+    pub fn require_key(&self, py: Python<'_>) -> PyResult<u128> {
+        match self.key {
+            Some(k) => Ok(k),
+            None => uuid_to_u128(self.originator_id.bind(py), "originator_id"),
+        }
+    }
+
+    pub fn clone_ref(&self, py: Python<'_>) -> StoredEvent {
+        StoredEvent {
+            originator_id: self.originator_id.clone_ref(py),
+            originator_version: self.originator_version,
+            topic: self.topic.clone_ref(py),
+            state: self.state.clone_ref(py),
+            key: self.key,
+        }
+    }
+
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(
+            py,
+            [
+                self.originator_id.bind(py).clone(),
+                self.originator_version.into_pyobject(py)?.into_any(),
+                self.topic.bind(py).clone().into_any(),
+                self.state.bind(py).clone().into_any(),
+            ],
+        )
+    }
+
+    fn field_reprs(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "originator_id={}, originator_version={}, topic={}, state={}",
+            self.originator_id.bind(py).repr()?,
+            self.originator_version,
+            self.topic.bind(py).repr()?,
+            self.state.bind(py).repr()?,
+        ))
+    }
+}
+
+#[pymethods]
+impl StoredEvent {
+    #[new]
+    #[pyo3(signature = (originator_id, originator_version, topic, state))]
+    fn new(
+        originator_id: &Bound<'_, PyAny>,
+        originator_version: i64,
+        topic: Bound<'_, PyString>,
+        state: Bound<'_, PyBytes>,
+    ) -> Self {
+        StoredEvent::build(originator_id, originator_version, topic, state)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let name = slf.get_type().qualname()?;
+        Ok(format!("{}({})", name, slf.get().field_reprs(slf.py())?))
+    }
+
+    fn __richcmp__(
+        slf: &Bound<'_, Self>,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        if !other.get_type().is(slf.get_type()) {
+            return Ok(py.NotImplemented());
+        }
+        let other = other.cast::<StoredEvent>()?;
+        let equal = slf.get().fields(py)?.eq(other.get().fields(py)?)?;
+        match op {
+            CompareOp::Eq => Ok(equal.into_pyobject(py)?.to_owned().into_any().unbind()),
+            CompareOp::Ne => Ok((!equal).into_pyobject(py)?.to_owned().into_any().unbind()),
+            _ => Ok(py.NotImplemented()),
+        }
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
+        self.fields(py)?.hash()
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        Ok((slf.get_type().into_any(), slf.get().fields(py)?))
+    }
+}
+
+#[pyclass(frozen, extends = StoredEvent, module = "eventsourcing_rs.persistence")]
+pub struct Notification {
+    #[pyo3(get)]
+    pub id: i64,
+}
+
+impl Notification {
+    pub fn create(py: Python<'_>, id: i64, event: StoredEvent) -> PyResult<Py<Notification>> {
+        Py::new(py, PyClassInitializer::from(event).add_subclass(Notification { id }))
+    }
+}
+
+#[pymethods]
+impl Notification {
+    #[new]
+    #[pyo3(signature = (originator_id, originator_version, topic, state, id))]
+    fn new(
+        originator_id: &Bound<'_, PyAny>,
+        originator_version: i64,
+        topic: Bound<'_, PyString>,
+        state: Bound<'_, PyBytes>,
+        id: i64,
+    ) -> PyClassInitializer<Self> {
+        PyClassInitializer::from(StoredEvent::build(
+            originator_id,
+            originator_version,
+            topic,
+            state,
+        ))
+        .add_subclass(Notification { id })
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let base = slf.as_super().get();
+        Ok(format!(
+            "{}({}, id={})",
+            slf.get_type().qualname()?,
+            base.field_reprs(slf.py())?,
+            slf.get().id
+        ))
+    }
+
+    fn __richcmp__(
+        slf: &Bound<'_, Self>,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        if !other.get_type().is(slf.get_type()) {
+            return Ok(py.NotImplemented());
+        }
+        let other = other.cast::<Notification>()?;
+        let equal = slf.get().id == other.get().id
+            && slf
+                .as_super()
+                .get()
+                .fields(py)?
+                .eq(other.as_super().get().fields(py)?)?;
+        match op {
+            CompareOp::Eq => Ok(equal.into_pyobject(py)?.to_owned().into_any().unbind()),
+            CompareOp::Ne => Ok((!equal).into_pyobject(py)?.to_owned().into_any().unbind()),
+            _ => Ok(py.NotImplemented()),
+        }
+    }
+
+    fn __hash__(slf: &Bound<'_, Self>) -> PyResult<isize> {
+        let py = slf.py();
+        let fields = slf.as_super().get().fields(py)?;
+        (fields, slf.get().id).into_pyobject(py)?.hash()
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let mut items: Vec<Bound<'py, PyAny>> = slf.as_super().get().fields(py)?.iter().collect();
+        items.push(slf.get().id.into_pyobject(py)?.into_any());
+        Ok((slf.get_type().into_any(), PyTuple::new(py, items)?))
+    }
+}
+
+#[pyclass(frozen, eq, hash, module = "eventsourcing_rs.persistence")]
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Tracking {
+    #[pyo3(get)]
+    pub application_name: String,
+    #[pyo3(get)]
+    pub notification_id: i64,
+}
+
+#[pymethods]
+impl Tracking {
+    #[new]
+    #[pyo3(signature = (application_name, notification_id))]
+    fn new(application_name: String, notification_id: i64) -> Self {
+        Tracking {
+            application_name,
+            notification_id,
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Tracking(application_name={}, notification_id={})",
+            PyString::new(py, &self.application_name).repr()?,
+            self.notification_id
+        ))
+    }
+
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String, i64))> {
+        let t = slf.get();
+        Ok((
+            slf.get_type().into_any(),
+            (t.application_name.clone(), t.notification_id),
+        ))
+    }
+}

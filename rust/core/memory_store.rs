@@ -1,0 +1,216 @@
+//! The in-memory event store behind the POPO recorders.
+//!
+//! Generic over the stored record so it holds no Python types; the binding
+//! layer stores its own record type (with Python objects) behind an `Arc`.
+//! Each insert is all or nothing: every check runs before anything changes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// Why an insert was refused. Nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertError {
+    /// An event at this position is already recorded.
+    Conflict { originator_id: u128, version: i64 },
+    /// The batch holds two events at one position.
+    DuplicateInBatch { originator_id: u128, version: i64 },
+    /// The tracking record does not advance past the last one recorded.
+    TrackingNotAhead {
+        application_name: String,
+        notification_id: i64,
+        last: i64,
+    },
+}
+
+/// One event to insert: its position and the record to keep.
+pub struct NewEvent<T> {
+    pub originator_id: u128,
+    pub version: i64,
+    pub record: Arc<T>,
+}
+
+#[derive(Debug)]
+pub struct MemoryStore<T> {
+    /// Notification order: the notification id of `records[i]` is `i + 1`.
+    records: Vec<(u128, i64, Arc<T>)>,
+    /// Per aggregate: version -> index into `records`.
+    index: HashMap<u128, BTreeMap<i64, usize>>,
+    tracking: HashMap<String, i64>,
+}
+
+impl<T> Default for MemoryStore<T> {
+    fn default() -> Self {
+        MemoryStore {
+            records: Vec::new(),
+            index: HashMap::new(),
+            tracking: HashMap::new(),
+        }
+    }
+}
+
+/// Filters for selecting one aggregate's events.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventQuery {
+    pub gt: Option<i64>,
+    pub lte: Option<i64>,
+    pub desc: bool,
+    pub limit: Option<usize>,
+}
+
+impl<T> MemoryStore<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Checks a batch (and tracking record) against the store without
+    /// changing anything.
+    pub fn check(
+        &self,
+        events: &[NewEvent<T>],
+        tracking: Option<(&str, i64)>,
+    ) -> Result<(), InsertError> {
+        let mut seen = HashSet::with_capacity(events.len());
+        for e in events {
+            if self
+                .index
+                .get(&e.originator_id)
+                .is_some_and(|versions| versions.contains_key(&e.version))
+            {
+                return Err(InsertError::Conflict {
+                    originator_id: e.originator_id,
+                    version: e.version,
+                });
+            }
+            if !seen.insert((e.originator_id, e.version)) {
+                return Err(InsertError::DuplicateInBatch {
+                    originator_id: e.originator_id,
+                    version: e.version,
+                });
+            }
+        }
+        if let Some((name, id)) = tracking {
+            let last = self.max_tracking_id(name);
+            if id <= last {
+                return Err(InsertError::TrackingNotAhead {
+                    application_name: name.to_string(),
+                    notification_id: id,
+                    last,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts a batch atomically; returns the notification ids given.
+    pub fn insert(
+        &mut self,
+        events: Vec<NewEvent<T>>,
+        tracking: Option<(&str, i64)>,
+    ) -> Result<Vec<i64>, InsertError> {
+        self.check(&events, tracking)?;
+        let mut ids = Vec::with_capacity(events.len());
+        for e in events {
+            let position = self.records.len();
+            self.index
+                .entry(e.originator_id)
+                .or_default()
+                .insert(e.version, position);
+            self.records.push((e.originator_id, e.version, e.record));
+            ids.push(position as i64 + 1);
+        }
+        if let Some((name, id)) = tracking {
+            self.tracking.insert(name.to_string(), id);
+        }
+        Ok(ids)
+    }
+
+    pub fn select_events(&self, originator_id: u128, q: EventQuery) -> Vec<Arc<T>> {
+        let Some(versions) = self.index.get(&originator_id) else {
+            return Vec::new();
+        };
+        let lower = match q.gt {
+            Some(gt) => std::ops::Bound::Excluded(gt),
+            None => std::ops::Bound::Unbounded,
+        };
+        let upper = match q.lte {
+            Some(lte) => std::ops::Bound::Included(lte),
+            None => std::ops::Bound::Unbounded,
+        };
+        if let (Some(gt), Some(lte)) = (q.gt, q.lte) {
+            if lte <= gt {
+                return Vec::new();
+            }
+        }
+        let range = versions.range((lower, upper));
+        let limit = q.limit.unwrap_or(usize::MAX);
+        let pick = |(_, &i): (&i64, &usize)| self.records[i].2.clone();
+        if q.desc {
+            range.rev().take(limit).map(pick).collect()
+        } else {
+            range.take(limit).map(pick).collect()
+        }
+    }
+
+    /// Notifications from `start` (ids below 1 read from the beginning).
+    pub fn select_notifications(&self, start: i64, limit: usize) -> Vec<(i64, Arc<T>)> {
+        let first = start.max(1) as usize - 1;
+        self.records
+            .iter()
+            .enumerate()
+            .skip(first)
+            .take(limit)
+            .map(|(i, r)| (i as i64 + 1, r.2.clone()))
+            .collect()
+    }
+
+    pub fn max_notification_id(&self) -> i64 {
+        self.records.len() as i64
+    }
+
+    pub fn max_tracking_id(&self, application_name: &str) -> i64 {
+        self.tracking.get(application_name).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: u128, version: i64) -> NewEvent<&'static str> {
+        NewEvent {
+            originator_id: id,
+            version,
+            record: Arc::new("x"),
+        }
+    }
+
+    #[test]
+    fn insert_select_and_conflicts() {
+        let mut s = MemoryStore::new();
+        assert_eq!(s.insert(vec![ev(1, 1), ev(1, 2)], None).unwrap(), vec![1, 2]);
+        assert_eq!(s.insert(vec![ev(2, 1)], Some(("L", 5))).unwrap(), vec![3]);
+        assert_eq!(
+            s.insert(vec![ev(3, 1), ev(1, 2)], None),
+            Err(InsertError::Conflict { originator_id: 1, version: 2 })
+        );
+        assert_eq!(s.max_notification_id(), 3, "nothing of a refused batch is written");
+        assert!(s.select_events(3, EventQuery::default()).is_empty());
+        assert!(matches!(
+            s.insert(vec![ev(4, 1), ev(4, 1)], None),
+            Err(InsertError::DuplicateInBatch { .. })
+        ));
+        assert!(matches!(
+            s.insert(vec![ev(5, 1)], Some(("L", 5))),
+            Err(InsertError::TrackingNotAhead { last: 5, .. })
+        ));
+        assert_eq!(s.max_tracking_id("L"), 5);
+        assert_eq!(s.max_tracking_id("M"), 0);
+        let q = EventQuery { gt: Some(1), ..Default::default() };
+        assert_eq!(s.select_events(1, q).len(), 1);
+        let q = EventQuery { desc: true, limit: Some(1), ..Default::default() };
+        assert_eq!(s.select_events(1, q).len(), 1);
+        assert_eq!(s.select_notifications(0, 10).len(), 3);
+        assert_eq!(s.select_notifications(3, 10)[0].0, 3);
+        assert!(s.select_notifications(4, 10).is_empty());
+    }
+}

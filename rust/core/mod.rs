@@ -1,0 +1,7 @@
+//! Pure logic, free of Python types, unit-tested with `cargo test`.
+
+pub mod float_repr;
+pub mod json;
+pub mod memory_store;
+pub mod prompt_queue;
+pub mod section_id;

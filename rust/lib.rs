@@ -1,0 +1,23 @@
+//! eventsourcing-rs: the Rust core of the `eventsourcing_rs` Python package.
+
+pub mod bindings;
+pub mod core;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    use bindings::*;
+    m.add_class::<values::StoredEvent>()?;
+    m.add_class::<values::Notification>()?;
+    m.add_class::<values::Tracking>()?;
+    m.add_class::<memory_recorder::MemoryRecorder>()?;
+    m.add_class::<prompt_queue::PromptQueue>()?;
+    m.add_class::<reader::SelectReader>()?;
+    m.add_class::<reader::SectionReader>()?;
+    m.add_class::<transcoder::JsonCodec>()?;
+    m.add_function(wrap_pyfunction!(reader::parse_section_id, m)?)?;
+    m.add_function(wrap_pyfunction!(reader::section_start_and_limit, m)?)?;
+    m.add_function(wrap_pyfunction!(reader::format_section_id, m)?)?;
+    Ok(())
+}
