@@ -142,8 +142,7 @@ class LocalNotificationLog(NotificationLog):
     def select(self, start: int, limit: int) -> List[Notification]:
         if limit > self.section_size:
             raise ValueError(
-                f"Requested limit {limit} greater than section size "
-                f"{self.section_size}"
+                f"Requested limit {limit} greater than section size {self.section_size}"
             )
         return self.recorder.select_notifications(start, limit)
 
@@ -173,7 +172,9 @@ class Application(ABC, Generic[TAggregate]):
         self.repository = self.construct_repository()
         self.log = self.construct_notification_log()
 
-    def construct_env(self, env: Optional[Mapping[str, str]] = None) -> Mapping[str, str]:
+    def construct_env(
+        self, env: Optional[Mapping[str, str]] = None
+    ) -> Mapping[str, str]:
         """Merges the class's env, the process environment and ``env``."""
         merged = dict(type(self).env)
         if type(self).is_snapshotting_enabled or type(self).snapshotting_intervals:

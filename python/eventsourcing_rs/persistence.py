@@ -148,9 +148,7 @@ class JSONTranscoder(Transcoder):
         if kind is not None and transcoding.type is type(transcoding).type:
             self._codec.register_native(transcoding.type, transcoding.name, kind)
         else:
-            self._codec.register_custom(
-                transcoding.type, transcoding.name, transcoding
-            )
+            self._codec.register_custom(transcoding.type, transcoding.name, transcoding)
 
     def encode(self, obj: Any) -> bytes:
         return self._codec.encode(obj)

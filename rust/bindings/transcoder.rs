@@ -264,6 +264,9 @@ impl JsonCodec {
             }
         };
         let Some(entry) = self.by_name.get(&name) else {
+            // Python's json decodes inner objects first, so an unknown
+            // name inside the data is the error reported.
+            self.to_python(py, data)?;
             return Err(PyTypeError::new_err(format!(
                 "Data serialized with name '{name}' is not deserializable. Please register \
                  a custom transcoding for this type."

@@ -94,6 +94,7 @@ SCRATCH_PACKAGE = "esrs_conformance"
 CACHE_ENV = "ESRS_CONFORMANCE_CACHE"
 DEFAULT_CACHE = Path.home() / ".cache" / "eventsourcing-rs" / "conformance"
 PLAN_ENV = "ESRS_CONFORMANCE_PLAN"
+SCRATCH_MARKER = ".esrs-conformance-scratch"
 
 # Import name -> requirement. Bounds follow the reference's own extras.
 TEST_DEPENDENCIES = {
@@ -371,9 +372,7 @@ def rewrite_tree(scratch: Path, files: list[PurePosixPath], implementation: str)
 
 def prepare_scratch(sdist: Path, scratch: Path, implementation: str) -> list[str]:
     """Lay out the scratch tree; returns the test files, relative to the rootdir."""
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    scratch.mkdir(parents=True)
+    clear_scratch(scratch)
     files = unpack(sdist, scratch, with_reference=implementation == REFERENCE)
     rewrites = rewrite_tree(scratch, files, implementation)
     package = scratch / SCRATCH_PACKAGE
@@ -394,6 +393,20 @@ def prepare_scratch(sdist: Path, scratch: Path, implementation: str) -> list[str
         for path in files
         if path.parts[0] == SCRATCH_PACKAGE and is_test_file(path)
     )
+
+
+def clear_scratch(scratch: Path) -> None:
+    """Recreate the scratch directory, refusing to delete one we didn't make."""
+    marker = scratch / SCRATCH_MARKER
+    if scratch.exists() and any(scratch.iterdir()) and not marker.exists():
+        raise HarnessError(
+            f"{scratch} is not empty and was not made by this harness; "
+            "choose another --scratch"
+        )
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    marker.write_text("made by tests/conformance/run.py\n", encoding="utf-8")
 
 
 def is_test_file(path: PurePosixPath) -> bool:
@@ -782,7 +795,8 @@ def describe_skips(result: GroupResult) -> str:
 
 
 def print_group(result: GroupResult, options: argparse.Namespace) -> None:
-    errors = f" ({result.errors} errors)" if result.errors else ""
+    plural = "" if result.errors == 1 else "s"
+    errors = f" ({result.errors} error{plural})" if result.errors else ""
     line = (
         f"== {result.name}: {result.passed} passed, {result.failed} failed{errors}, "
         f"{result.total_skipped} skipped{describe_skips(result)} "
@@ -790,7 +804,7 @@ def print_group(result: GroupResult, options: argparse.Namespace) -> None:
     )
     if result.not_run_reason:
         line = f"== {result.name}: SKIPPED, not run: {result.not_run_reason}; " + (
-            f"{result.total_skipped} tests counted as skipped"
+            f"{result.total_skipped} counted as skipped"
         )
     print(line)
     for note in result.notes:

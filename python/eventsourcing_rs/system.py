@@ -1,0 +1,558 @@
+"""Systems of process applications, and the runners that run them.
+
+Followers pull their leaders' notification logs and run a policy on each
+event; the new events and a tracking record of the notification commit in
+one insert, so every notification is processed exactly once. Log reading,
+section ids and the multi-threaded prompt queue run in Rust.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import defaultdict
+from threading import Event, Thread
+from typing import (
+    Any,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    Type,
+    TypeVar,
+    cast,
+)
+
+from eventsourcing_rs import _core
+from eventsourcing_rs.application import Application, NotificationLog
+from eventsourcing_rs.domain import Aggregate, AggregateEvent
+from eventsourcing_rs.persistence import (
+    Mapper,
+    Notification,
+    ProcessRecorder,
+    Tracking,
+)
+from eventsourcing_rs.utils import get_topic, resolve_topic
+
+
+class ProcessEvent:
+    """The outcome of processing one notification: the tracking record of
+    its position and the new events the policy produced."""
+
+    def __init__(self, tracking: Optional[Tracking] = None):
+        self.tracking = tracking
+        self.events: List[AggregateEvent] = []
+
+    def save(self, *aggregates: Aggregate) -> None:
+        """Collects the pending events of ``aggregates``; they are recorded
+        together with the tracking record."""
+        for aggregate in aggregates:
+            self.events += aggregate.collect_events()
+
+
+class ProcessingError(Exception):
+    """A follower failed to process a notification. Nothing was recorded
+    for that notification; the original error is the ``__cause__``."""
+
+    def __init__(
+        self,
+        application_name: str,
+        leader_name: str,
+        notification_id: Optional[int],
+        error: BaseException,
+    ):
+        position = (
+            f"notification {notification_id}"
+            if notification_id is not None
+            else "notifications"
+        )
+        super().__init__(
+            f"{application_name} failed to process {position} from "
+            f"{leader_name}: {error!r}"
+        )
+        self.application_name = application_name
+        self.leader_name = leader_name
+        self.notification_id = notification_id
+        self.error = error
+
+
+class Follower(Application):
+    """An application that follows other applications' notification logs,
+    processing each new event with its :func:`policy`.
+
+    Its recorder is a process recorder, which records new events together
+    with the position of the notification that caused them.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.readers: Dict[str, Tuple[NotificationLogReader, Mapper]] = {}
+        self.recorder: ProcessRecorder
+        # Where processing stands, so an error can say which notification.
+        self.processing: Optional[Tuple[str, int]] = None
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    def follow(self, name: str, log: NotificationLog) -> None:
+        """Starts following the named application through ``log``."""
+        assert isinstance(self.recorder, ProcessRecorder)
+        reader = NotificationLogReader(log)
+        mapper = self.construct_mapper(name)
+        self.readers[name] = (reader, mapper)
+
+    def pull_and_process(self, name: str) -> None:
+        """Processes the named leader's notifications from the one after
+        the last tracked, in notification order.
+
+        If the policy (or anything else) raises, nothing is recorded for
+        that notification and the error propagates with a note naming this
+        application, the leader and the notification id; calling again
+        resumes from that notification.
+        """
+        reader, mapper = self.readers[name]
+        start = self.recorder.max_tracking_id(name) + 1
+        notification: Optional[Notification] = None
+        try:
+            for notification in reader.select(start=start):
+                self.processing = (name, notification.id)
+                domain_event = mapper.to_domain_event(notification)
+                process_event = ProcessEvent(Tracking(name, notification.id))
+                self.policy(domain_event, process_event)
+                self.record(process_event)
+        except Exception as error:
+            where = (
+                f"notification {notification.id}"
+                if notification is not None
+                else f"notifications from id {start}"
+            )
+            error.add_note(f"while {type(self).__name__} processed {where} from {name}")
+            raise
+        finally:
+            self.processing = None
+
+    @abstractmethod
+    def policy(
+        self,
+        domain_event: AggregateEvent,
+        process_event: ProcessEvent,
+    ) -> None:
+        """Processes one event. Save changed aggregates with
+        ``process_event.save(...)`` (not ``self.save``), so their events
+        are recorded atomically with the tracking record."""
+
+    def record(self, process_event: ProcessEvent) -> None:
+        """Records the process event's new events and tracking record in
+        one insert, then notifies."""
+        self.events.put(process_event.events, tracking=process_event.tracking)
+        self.notify(process_event.events)
+
+
+class Promptable(ABC):
+    """Something that can be told a leader has new notifications."""
+
+    @abstractmethod
+    def receive_prompt(self, leader_name: str) -> None:
+        """Receives the name of a leader with new notifications."""
+
+
+class Leader(Application):
+    """An application that prompts its followers after recording events."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.followers: List[Promptable] = []
+
+    def lead(self, follower: Promptable) -> None:
+        """Adds a follower to prompt."""
+        self.followers.append(follower)
+
+    def notify(self, new_events: List[AggregateEvent]) -> None:
+        super().notify(new_events)
+        if len(new_events):
+            self.prompt_followers()
+
+    def prompt_followers(self) -> None:
+        """Prompts every follower with this application's name."""
+        name = type(self).__name__
+        for follower in self.followers:
+            follower.receive_prompt(name)
+
+
+class ProcessApplication(Leader, Follower, ABC):
+    """An application that both follows and leads."""
+
+
+class System:
+    """A system of applications, defined by pipes: sequences of
+    application classes, each following the one before it."""
+
+    def __init__(self, pipes: Iterable[Iterable[Type[Application]]]):
+        classes: Dict[str, Type[Application]] = {}
+        edges: Set[Tuple[str, str]] = set()
+        for pipe in pipes:
+            previous: Optional[Type[Application]] = None
+            for cls in pipe:
+                classes[cls.__name__] = cls
+                if previous is not None:
+                    edges.add((previous.__name__, cls.__name__))
+                previous = cls
+        self.edges = list(edges)
+        self.nodes: Dict[str, str] = {
+            name: get_topic(cls) for name, cls in classes.items()
+        }
+        self.follows: Dict[str, List[str]] = defaultdict(list)
+        self.leads: Dict[str, List[str]] = defaultdict(list)
+        for leader, follower in edges:
+            self.leads[leader].append(follower)
+            self.follows[follower].append(leader)
+        for name in self.follows:
+            if not issubclass(classes[name], Follower):
+                raise TypeError(f"Not a follower class: {classes[name]}")
+        for name in self.processors:
+            if not issubclass(classes[name], ProcessApplication):
+                raise TypeError(f"Not a process application class: {classes[name]}")
+
+    @property
+    def leaders(self) -> Iterable[str]:
+        return self.leads.keys()
+
+    @property
+    def leaders_only(self) -> Iterable[str]:
+        for name in self.leads.keys():
+            if name not in self.follows:
+                yield name
+
+    @property
+    def followers(self) -> Iterable[str]:
+        return self.follows.keys()
+
+    @property
+    def processors(self) -> Iterable[str]:
+        return set(self.leaders).intersection(self.followers)
+
+    def get_app_cls(self, name: str) -> Type[Application]:
+        cls = resolve_topic(self.nodes[name])
+        assert issubclass(cls, Application)
+        return cls
+
+    def leader_cls(self, name: str) -> Type[Leader]:
+        """The named class, made a leader if it is not one already."""
+        cls = self.get_app_cls(name)
+        if issubclass(cls, Leader):
+            return cls
+        leader_cls = type(cls.__name__, (Leader, cls), {})
+        return cast(Type[Leader], leader_cls)
+
+    def follower_cls(self, name: str) -> Type[Follower]:
+        cls = self.get_app_cls(name)
+        assert issubclass(cls, Follower)
+        return cls
+
+
+A = TypeVar("A")
+
+
+class RunnerAlreadyStarted(Exception):
+    """The runner was started twice."""
+
+
+class Runner(ABC):
+    """Runs a :class:`System`."""
+
+    def __init__(self, system: System):
+        self.system = system
+        self.is_started = False
+
+    @abstractmethod
+    def start(self) -> None:
+        """Constructs the applications and connects them."""
+        if self.is_started:
+            raise RunnerAlreadyStarted()
+        self.is_started = True
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stops the runner."""
+
+    @abstractmethod
+    def get(self, cls: Type[A]) -> A:
+        """Returns the running instance of an application class."""
+
+
+def _processing_error(
+    follower: Follower, leader_name: str, error: Exception
+) -> ProcessingError:
+    position = follower.processing
+    notification_id = position[1] if position and position[0] == leader_name else None
+    wrapped = ProcessingError(
+        type(follower).__name__, leader_name, notification_id, error
+    )
+    wrapped.__cause__ = error
+    return wrapped
+
+
+class SingleThreadedRunner(Runner, Promptable):
+    """Runs a system in the caller's thread: saving events in a leader
+    processes them through its followers before ``save`` returns.
+
+    A follower's error propagates to the caller (as in the reference) as a
+    :class:`ProcessingError`, after the other followers have had their
+    turn; the runner stays usable, and the next prompt retries whatever the
+    failed follower has not yet processed.
+    """
+
+    def __init__(self, system: System):
+        super().__init__(system)
+        self.apps: Dict[str, Application] = {}
+        self.prompts_received: List[str] = []
+        self.is_prompting = False
+
+    def start(self) -> None:
+        super().start()
+        for name in self.system.followers:
+            self.apps[name] = self.system.follower_cls(name)()
+        for name in self.system.leaders_only:
+            self.apps[name] = self.system.leader_cls(name)()
+        for leader_name, follower_name in self.system.edges:
+            leader = self.apps[leader_name]
+            follower = self.apps[follower_name]
+            assert isinstance(leader, Leader)
+            assert isinstance(follower, Follower)
+            leader.lead(self)
+            follower.follow(type(leader).__name__, leader.log)
+
+    def receive_prompt(self, leader_name: str) -> None:
+        """Queues the prompt, then (unless already prompting, further up
+        this call stack) processes queued prompts until none are left."""
+        if leader_name not in self.prompts_received:
+            self.prompts_received.append(leader_name)
+        if self.is_prompting:
+            return
+        self.is_prompting = True
+        errors: List[ProcessingError] = []
+        try:
+            while self.prompts_received:
+                prompt = self.prompts_received.pop(0)
+                for name in self.system.leads[prompt]:
+                    follower = self.apps[name]
+                    assert isinstance(follower, Follower)
+                    try:
+                        follower.pull_and_process(prompt)
+                    except Exception as error:
+                        errors.append(_processing_error(follower, prompt, error))
+        finally:
+            self.is_prompting = False
+        if errors:
+            first = errors[0]
+            for other in errors[1:]:
+                first.add_note(f"also: {other}")
+            raise first
+
+    def stop(self) -> None:
+        self.apps.clear()
+
+    def get(self, cls: Type[A]) -> A:
+        app = self.apps[cls.__name__]
+        assert isinstance(app, cls)
+        return app
+
+
+class MultiThreadedRunner(Runner):
+    """Runs each follower in its own thread, prompted through a Rust
+    prompt queue.
+
+    A follower whose processing fails stops its thread; the error is kept
+    in :attr:`errors` (as :class:`ProcessingError`, naming the application,
+    leader and notification) and :func:`stop` re-raises the first one.
+    Nothing is recorded for the failed notification, so a runner started
+    again after the cause is fixed processes it exactly once.
+    """
+
+    def __init__(self, system: System):
+        super().__init__(system)
+        self.apps: Dict[str, Application] = {}
+        self.threads: Dict[str, MultiThreadedRunnerThread] = {}
+        self.is_stopping = Event()
+
+    def start(self) -> None:
+        super().start()
+        for name in self.system.followers:
+            app_class = self.system.follower_cls(name)
+            thread = MultiThreadedRunnerThread(
+                app_class=app_class,
+                is_stopping=self.is_stopping,
+            )
+            self.threads[name] = thread
+            thread.start()
+            if (not thread.is_running.wait(timeout=5)) or thread.has_stopped.is_set():
+                self._stop_threads()
+                raise Exception(f"Thread for '{app_class.__name__}' failed to start")
+            self.apps[name] = thread.app
+        for name in self.system.leaders_only:
+            self.apps[name] = self.system.leader_cls(name)()
+        for leader_name, follower_name in self.system.edges:
+            leader = self.apps[leader_name]
+            follower = self.apps[follower_name]
+            assert isinstance(leader, Leader)
+            assert isinstance(follower, Follower)
+            follower.follow(type(leader).__name__, leader.log)
+            leader.lead(self.threads[follower_name])
+        # Catch up on anything recorded before the runner started.
+        for leader_name, follower_name in self.system.edges:
+            leader = self.apps[leader_name]
+            follower = self.apps[follower_name]
+            assert isinstance(follower, Follower)
+            recorded = leader.recorder.max_notification_id()
+            if recorded > follower.recorder.max_tracking_id(leader_name):
+                self.threads[follower_name].receive_prompt(leader_name)
+
+    def _stop_threads(self) -> None:
+        self.is_stopping.set()
+        for thread in self.threads.values():
+            thread.stop_prompting()
+        for thread in self.threads.values():
+            if thread.is_alive():
+                thread.join()
+
+    def stop(self) -> None:
+        """Stops every thread, waits for them, and re-raises the first
+        processing error if a follower failed."""
+        self._stop_threads()
+        errors = self.errors
+        if errors:
+            first = errors[0]
+            for other in errors[1:]:
+                first.add_note(f"also: {other}")
+            raise first
+
+    @property
+    def errors(self) -> List[ProcessingError]:
+        """Errors that stopped follower threads, in thread order."""
+        return [t.error for t in self.threads.values() if t.error is not None]
+
+    @property
+    def has_stopped(self) -> bool:
+        return all(t.has_stopped.is_set() for t in self.threads.values())
+
+    def get(self, cls: Type[A]) -> A:
+        app = self.apps[cls.__name__]
+        assert isinstance(app, cls)
+        return app
+
+
+class MultiThreadedRunnerThread(Promptable, Thread):
+    """Runs one follower for a :class:`MultiThreadedRunner`: constructs the
+    application, then waits on its prompt queue (with the GIL released)
+    and pulls from each prompting leader."""
+
+    # How long a wait lasts before the thread looks at ``is_stopping``;
+    # stopping also wakes the queue, so this only bounds a missed wake-up.
+    POLL_INTERVAL = 1.0
+
+    def __init__(
+        self,
+        app_class: Type[Follower],
+        is_stopping: Event,
+    ):
+        super().__init__(daemon=True)
+        self.app_class = app_class
+        self.is_stopping = is_stopping
+        self.has_stopped = Event()
+        self.has_errored = Event()
+        self.is_running = Event()
+        self.error: Optional[ProcessingError] = None
+        self.app: Follower
+        self._prompts = _core.PromptQueue()
+
+    @property
+    def prompted_names(self) -> List[str]:
+        """Leader names prompted and not yet taken for processing."""
+        return self._prompts.pending
+
+    def run(self) -> None:
+        try:
+            self.app = self.app_class()
+        except Exception:
+            self.has_errored.set()
+            self.has_stopped.set()
+            raise
+        finally:
+            self.is_running.set()
+        try:
+            self._loop()
+        finally:
+            self.has_stopped.set()
+
+    def _loop(self) -> None:
+        while not self.is_stopping.is_set():
+            names = self._prompts.wait(self.POLL_INTERVAL)
+            if names is None or self.is_stopping.is_set():
+                return
+            for name in names:
+                try:
+                    self.app.pull_and_process(name)
+                except Exception as error:
+                    self.error = _processing_error(self.app, name, error)
+                    self.has_errored.set()
+                    return
+
+    def receive_prompt(self, leader_name: str) -> None:
+        self._prompts.put(leader_name)
+
+    def stop_prompting(self) -> None:
+        """Wakes the thread so it sees the runner is stopping."""
+        self._prompts.stop()
+
+
+class NotificationLogReader:
+    """Reads a notification log from a position onwards.
+
+    Positions are notification ids, which start at 1; a ``start`` below 1
+    reads from the first notification.
+    """
+
+    DEFAULT_SECTION_SIZE = 10
+
+    def __init__(
+        self,
+        notification_log: NotificationLog,
+        section_size: int = DEFAULT_SECTION_SIZE,
+    ):
+        self.notification_log = notification_log
+        self.section_size = section_size
+
+    def read(self, *, start: int) -> Iterator[Notification]:
+        """Yields notifications from ``start``, following the log's
+        sections by their ``next_id``."""
+        return cast(
+            Iterator[Notification],
+            _core.SectionReader(self.notification_log, start, self.section_size),
+        )
+
+    def select(self, *, start: int) -> Iterator[Notification]:
+        """Yields notifications from ``start``, paging through the log's
+        ``select`` ``section_size`` at a time."""
+        return cast(
+            Iterator[Notification],
+            _core.SelectReader(self.notification_log, start, self.section_size),
+        )
+
+
+__all__ = [
+    "Follower",
+    "Leader",
+    "MultiThreadedRunner",
+    "MultiThreadedRunnerThread",
+    "NotificationLogReader",
+    "ProcessApplication",
+    "ProcessEvent",
+    "ProcessingError",
+    "Promptable",
+    "Runner",
+    "RunnerAlreadyStarted",
+    "SingleThreadedRunner",
+    "System",
+]
