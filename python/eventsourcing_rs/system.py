@@ -90,7 +90,8 @@ class Follower(Application):
         super().__init__(*args, **kwargs)
         self.readers: Dict[str, Tuple[NotificationLogReader, Mapper]] = {}
         self.recorder: ProcessRecorder
-        # Where processing stands, so an error can say which notification.
+        # The (leader, notification id) being processed; left in place when
+        # processing fails, so the runner can say which notification failed.
         self.processing: Optional[Tuple[str, int]] = None
 
     def construct_recorder(self) -> ProcessRecorder:
@@ -130,8 +131,7 @@ class Follower(Application):
             )
             error.add_note(f"while {type(self).__name__} processed {where} from {name}")
             raise
-        finally:
-            self.processing = None
+        self.processing = None
 
     @abstractmethod
     def policy(

@@ -73,10 +73,10 @@ impl SelectReader {
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         if self.buffer.is_empty() && !self.exhausted {
-            let page = self.log.bind(py).call_method1(
-                intern!(py, "select"),
-                (self.next_start, self.limit),
-            )?;
+            let page = self
+                .log
+                .bind(py)
+                .call_method1(intern!(py, "select"), (self.next_start, self.limit))?;
             let mut count = 0u64;
             let mut last_id = None;
             for item in page.try_iter()? {
@@ -133,10 +133,7 @@ impl SectionReader {
             let Some(section_id) = self.next_section.take() else {
                 return Ok(None);
             };
-            let section = self
-                .log
-                .bind(py)
-                .get_item(PyString::new(py, &section_id))?;
+            let section = self.log.bind(py).get_item(PyString::new(py, &section_id))?;
             for item in section.getattr(intern!(py, "items"))?.try_iter()? {
                 self.buffer.push_back(item?.unbind());
             }

@@ -8,9 +8,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{
-    PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType,
-};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use super::uuids::{u128_to_uuid, uuid_class};
 use crate::core::float_repr::python_float_repr;
@@ -68,7 +66,13 @@ impl JsonCodec {
                 codec: make(),
             },
         );
-        self.by_name.insert(name.clone(), Entry { name, codec: make() });
+        self.by_name.insert(
+            name.clone(),
+            Entry {
+                name,
+                codec: make(),
+            },
+        );
         self._types.push(ty.unbind());
     }
 }
@@ -92,7 +96,12 @@ impl JsonCodec {
     }
 
     /// Registers a user transcoding object with `encode` and `decode`.
-    fn register_custom(&mut self, ty: Bound<'_, PyType>, name: String, transcoding: Bound<'_, PyAny>) {
+    fn register_custom(
+        &mut self,
+        ty: Bound<'_, PyType>,
+        name: String,
+        transcoding: Bound<'_, PyAny>,
+    ) {
         let py = ty.py();
         let t = transcoding.unbind();
         self.add(ty, name, || Codec::Custom(t.clone_ref(py)));
@@ -108,8 +117,8 @@ impl JsonCodec {
     /// accept; the Python side retries those with the `json` module, which
     /// also accepts lone surrogates in strings.
     fn decode<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-        let value = json::parse(data)
-            .map_err(|e| PyValueError::new_err(format!("invalid JSON: {e}")))?;
+        let value =
+            json::parse(data).map_err(|e| PyValueError::new_err(format!("invalid JSON: {e}")))?;
         self.to_python(py, value)
     }
 }
@@ -171,7 +180,12 @@ impl JsonCodec {
         Ok(())
     }
 
-    fn write_transcoded(&self, obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
+    fn write_transcoded(
+        &self,
+        obj: &Bound<'_, PyAny>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> PyResult<()> {
         let py = obj.py();
         let ty = obj.get_type();
         let Some(entry) = self.by_type.get(&(ty.as_ptr() as usize)) else {
@@ -208,9 +222,7 @@ impl JsonCodec {
             Value::Null => py.None().into_bound(py),
             Value::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
             Value::Int(i) => i.into_pyobject(py)?.into_any(),
-            Value::BigInt(digits) => py
-                .get_type::<PyInt>()
-                .call1((digits,))?,
+            Value::BigInt(digits) => py.get_type::<PyInt>().call1((digits,))?,
             Value::Float(f) => PyFloat::new(py, f).into_any(),
             Value::Str(s) => PyString::new(py, &s).into_any(),
             Value::Array(items) => {
@@ -340,7 +352,11 @@ fn write_key(key: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
     if let Ok(s) = key.cast::<PyString>() {
         write_py_str(s, out)
     } else if let Ok(b) = key.cast::<PyBool>() {
-        out.extend_from_slice(if b.is_true() { b"\"true\"" } else { b"\"false\"" });
+        out.extend_from_slice(if b.is_true() {
+            b"\"true\""
+        } else {
+            b"\"false\""
+        });
         Ok(())
     } else if let Ok(i) = key.cast::<PyInt>() {
         out.push(b'"');

@@ -135,7 +135,9 @@ impl StoredEvent {
         self.fields(py)?.hash()
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
         Ok((slf.get_type().into_any(), slf.get().fields(py)?))
     }
@@ -149,7 +151,10 @@ pub struct Notification {
 
 impl Notification {
     pub fn create(py: Python<'_>, id: i64, event: StoredEvent) -> PyResult<Py<Notification>> {
-        Py::new(py, PyClassInitializer::from(event).add_subclass(Notification { id }))
+        Py::new(
+            py,
+            PyClassInitializer::from(event).add_subclass(Notification { id }),
+        )
     }
 }
 
@@ -212,7 +217,9 @@ impl Notification {
         (fields, slf.get().id).into_pyobject(py)?.hash()
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
         let py = slf.py();
         let mut items: Vec<Bound<'py, PyAny>> = slf.as_super().get().fields(py)?.iter().collect();
         items.push(slf.get().id.into_pyobject(py)?.into_any());

@@ -63,7 +63,11 @@ fn write_u_escape(out: &mut Vec<u8>, unit: u16) {
 
 /// Parses a whole document.
 pub fn parse(text: &[u8]) -> Result<Value, ParseError> {
-    let mut p = Parser { text, pos: 0, depth: 0 };
+    let mut p = Parser {
+        text,
+        pos: 0,
+        depth: 0,
+    };
     p.skip_ws();
     let v = p.value()?;
     p.skip_ws();
@@ -347,7 +351,8 @@ mod tests {
 
     #[test]
     fn parses_values() {
-        let v = parse(br#"{"a": [1, -2.5, 1e3, true, null, "x\u00e9\ud83d\ude00"], "b": {}}"#).unwrap();
+        let v =
+            parse(br#"{"a": [1, -2.5, 1e3, true, null, "x\u00e9\ud83d\ude00"], "b": {}}"#).unwrap();
         assert_eq!(
             v,
             Value::Object(vec![
@@ -374,7 +379,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_documents() {
-        for bad in [&b"{"[..], b"[1,]", b"\"abc", b"{\"a\" 1}", b"1 2", b"", b"[01]", b"\"\\ud800\""] {
+        for bad in [
+            &b"{"[..],
+            b"[1,]",
+            b"\"abc",
+            b"{\"a\" 1}",
+            b"1 2",
+            b"",
+            b"[01]",
+            b"\"\\ud800\"",
+        ] {
             assert!(parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }

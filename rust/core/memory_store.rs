@@ -187,13 +187,23 @@ mod tests {
     #[test]
     fn insert_select_and_conflicts() {
         let mut s = MemoryStore::new();
-        assert_eq!(s.insert(vec![ev(1, 1), ev(1, 2)], None).unwrap(), vec![1, 2]);
+        assert_eq!(
+            s.insert(vec![ev(1, 1), ev(1, 2)], None).unwrap(),
+            vec![1, 2]
+        );
         assert_eq!(s.insert(vec![ev(2, 1)], Some(("L", 5))).unwrap(), vec![3]);
         assert_eq!(
             s.insert(vec![ev(3, 1), ev(1, 2)], None),
-            Err(InsertError::Conflict { originator_id: 1, version: 2 })
+            Err(InsertError::Conflict {
+                originator_id: 1,
+                version: 2
+            })
         );
-        assert_eq!(s.max_notification_id(), 3, "nothing of a refused batch is written");
+        assert_eq!(
+            s.max_notification_id(),
+            3,
+            "nothing of a refused batch is written"
+        );
         assert!(s.select_events(3, EventQuery::default()).is_empty());
         assert!(matches!(
             s.insert(vec![ev(4, 1), ev(4, 1)], None),
@@ -205,9 +215,16 @@ mod tests {
         ));
         assert_eq!(s.max_tracking_id("L"), 5);
         assert_eq!(s.max_tracking_id("M"), 0);
-        let q = EventQuery { gt: Some(1), ..Default::default() };
+        let q = EventQuery {
+            gt: Some(1),
+            ..Default::default()
+        };
         assert_eq!(s.select_events(1, q).len(), 1);
-        let q = EventQuery { desc: true, limit: Some(1), ..Default::default() };
+        let q = EventQuery {
+            desc: true,
+            limit: Some(1),
+            ..Default::default()
+        };
         assert_eq!(s.select_events(1, q).len(), 1);
         assert_eq!(s.select_notifications(0, 10).len(), 3);
         assert_eq!(s.select_notifications(3, 10)[0].0, 3);

@@ -16,7 +16,7 @@ pub struct SectionId {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SectionIdError {
-    Empty,
+    Empty { id: String },
     WrongNumberOfParts { id: String, parts: usize },
     NotANumber { id: String, part: String },
     Negative { id: String, part: String },
@@ -26,7 +26,9 @@ pub enum SectionIdError {
 impl fmt::Display for SectionIdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SectionIdError::Empty => write!(f, "invalid section id '': expected 'first,last'"),
+            SectionIdError::Empty { id } => {
+                write!(f, "invalid section id '{id}': expected 'first,last'")
+            }
             SectionIdError::WrongNumberOfParts { id, parts } => write!(
                 f,
                 "invalid section id '{id}': expected two notification ids 'first,last', found {parts} part(s)"
@@ -58,7 +60,7 @@ impl SectionId {
     /// tolerated because Python's `int()` tolerated it in the reference.
     pub fn parse(id: &str) -> Result<SectionId, SectionIdError> {
         if id.trim().is_empty() {
-            return Err(SectionIdError::Empty);
+            return Err(SectionIdError::Empty { id: id.to_string() });
         }
         let parts: Vec<&str> = id.split(',').collect();
         if parts.len() != 2 {
@@ -145,7 +147,10 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        assert_eq!(SectionId::parse(""), Err(SectionIdError::Empty));
+        assert_eq!(
+            SectionId::parse(""),
+            Err(SectionIdError::Empty { id: String::new() })
+        );
         assert!(matches!(
             SectionId::parse("1"),
             Err(SectionIdError::WrongNumberOfParts { parts: 1, .. })

@@ -9,7 +9,7 @@ is charged by Payments; every policy creates one new aggregate. Run it with
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Dict, Type
+from typing import Any, Dict, List, Type
 from uuid import UUID
 
 from eventsourcing_rs.application import Application
@@ -69,7 +69,7 @@ class Payments(ProcessApplication):
             process_event.save(payment)
 
 
-PIPES = [[Orders, Reservations, Payments]]
+PIPES: List[List[Type[Application]]] = [[Orders, Reservations, Payments]]
 
 APPLICATIONS: Dict[str, Type[Application]] = {
     cls.__name__: cls for cls in (Orders, Reservations, Payments)

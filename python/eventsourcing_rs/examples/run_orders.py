@@ -88,9 +88,7 @@ def run_once(runner_name: str, store: str, directory: Path, count: int) -> float
 def main(argv: List[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--orders", type=int, default=2000)
-    parser.add_argument(
-        "--runner", choices=["single", "multi", "both"], default="both"
-    )
+    parser.add_argument("--runner", choices=["single", "multi", "both"], default="both")
     parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
     parser.add_argument("--dir", type=Path, default=Path("var/example"))
     args = parser.parse_args(argv)

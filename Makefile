@@ -1,0 +1,65 @@
+# One place for the project's commands. `make run` and `make test` are the
+# two the README gives; both set up everything they need from scratch.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+# cargo test links the crate against libpython: tell the loader where it is.
+PYLIBDIR := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
+CARGO_ENV := PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PYLIBDIR)
+
+.PHONY: all setup develop run test lint rust-test pytest conformance pg pg-stop bench compare soak clean
+
+all: test
+
+$(VENV)/.deps: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet "maturin>=1.9,<2" "pytest>=8" "hypothesis>=6.100" \
+		"pytest-benchmark>=4" "ruff>=0.6" "mypy>=1.10" "cryptography>=41" \
+		"psycopg[binary,pool]>=3.1"
+	touch $@
+
+setup: $(VENV)/.deps develop
+
+# Builds the Rust core in release mode and installs the package editable.
+develop: $(VENV)/.deps
+	$(VENV)/bin/maturin develop --release --quiet
+
+run: setup
+	$(PY) -m eventsourcing_rs.examples
+
+lint: setup
+	cargo fmt --check
+	$(CARGO_ENV) cargo clippy --all-targets --quiet -- -D warnings
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	$(VENV)/bin/mypy python/eventsourcing_rs
+	$(PY) -m mypy.stubtest eventsourcing_rs._core --allowlist tests/stubtest_allowlist.txt
+
+rust-test:
+	$(CARGO_ENV) cargo test --quiet
+
+pg:
+	bash tests/pg_server.sh start
+
+pg-stop:
+	bash tests/pg_server.sh stop
+
+pytest: setup pg
+	$(PY) -m pytest tests -q
+
+conformance: setup pg
+	$(PY) tests/conformance/run.py --require-postgres
+
+test: setup lint rust-test pytest conformance
+
+bench: setup
+	$(PY) -m pytest benches -q --benchmark-only
+
+compare: setup
+	$(PY) benches/compare.py
+
+clean:
+	rm -rf target $(VENV) var
