@@ -12,6 +12,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<values::Notification>()?;
     m.add_class::<values::Tracking>()?;
     m.add_class::<memory_recorder::MemoryRecorder>()?;
+    m.add_class::<sqlite_recorder::SqliteDatastore>()?;
+    m.add_class::<sqlite_recorder::SqliteTransaction>()?;
+    m.add_class::<sqlite_recorder::SqliteRecorder>()?;
     m.add_class::<prompt_queue::PromptQueue>()?;
     m.add_class::<reader::SelectReader>()?;
     m.add_class::<reader::SectionReader>()?;

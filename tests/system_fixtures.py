@@ -4,6 +4,7 @@ with a switch to make the Payments policy fail on chosen orders."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Set
 from uuid import UUID
@@ -45,7 +46,9 @@ class Reservations(ProcessApplication):
     def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
         if isinstance(domain_event, Order.Placed):
             process_event.save(
-                Reservation(order_id=domain_event.originator_id, number=domain_event.number)
+                Reservation(
+                    order_id=domain_event.originator_id, number=domain_event.number
+                )
             )
 
 
@@ -62,7 +65,10 @@ class Payments(ProcessApplication):
             if domain_event.number in self.failing:
                 raise PolicyFailure(f"cannot take payment {domain_event.number}")
             process_event.save(
-                Payment(reservation_id=domain_event.originator_id, number=domain_event.number)
+                Payment(
+                    reservation_id=domain_event.originator_id,
+                    number=domain_event.number,
+                )
             )
 
 
@@ -79,6 +85,7 @@ def numbers(app: Application) -> List[int]:
     return [mapper.to_domain_event(n).number for n in all_notifications(app)]
 
 
+@contextmanager
 def use_sqlite_files(directory: Path) -> Iterator[None]:
     """Points every application at its own SQLite file in ``directory``."""
     saved = dict(os.environ)

@@ -14,10 +14,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from eventsourcing_rs.system import MultiThreadedRunner, SingleThreadedRunner, System
 
-from .system_fixtures import PIPES, Orders, Payments, Reservations, numbers, use_sqlite_files
+from .system_fixtures import (
+    PIPES,
+    Orders,
+    Payments,
+    Reservations,
+    numbers,
+    use_sqlite_files,
+)
 
 CHILD = textwrap.dedent(
     """
@@ -41,7 +47,7 @@ CHILD = textwrap.dedent(
 def test_killed_mid_work_then_restarted_processes_each_order_once(
     runner_cls: type, tmp_path: Path
 ) -> None:
-    for _ in use_sqlite_files(tmp_path):
+    with use_sqlite_files(tmp_path):
         root = Path(__file__).resolve().parent.parent
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD.format(runner=runner_cls.__name__)],
@@ -67,11 +73,10 @@ def test_killed_mid_work_then_restarted_processes_each_order_once(
         placed = numbers(orders)
         payments = runner.get(Payments)
 
-        def caught_up() -> bool:
-            return payments.recorder.max_notification_id() >= len(placed)
-
         deadline = time.monotonic() + 30
-        while not caught_up() and time.monotonic() < deadline:
+        while payments.recorder.max_notification_id() < len(placed):
+            if time.monotonic() > deadline:
+                break
             time.sleep(0.01)
         runner.stop()
 

@@ -4,11 +4,10 @@ import threading
 import time
 from typing import List, Set
 
+from eventsourcing_rs._core import PromptQueue
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-
-from eventsourcing_rs._core import PromptQueue
 
 
 def test_put_dedups_and_take_drains_in_order() -> None:

@@ -5,13 +5,12 @@ from typing import List
 from uuid import uuid4
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from eventsourcing_rs.application import LocalNotificationLog, NotificationLog, Section
 from eventsourcing_rs.persistence import Notification, StoredEvent
 from eventsourcing_rs.popo import POPOApplicationRecorder
 from eventsourcing_rs.system import NotificationLogReader
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def recorder_with(count: int, batch: int = 3) -> POPOApplicationRecorder:

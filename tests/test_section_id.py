@@ -1,10 +1,9 @@
 """Section ids: "first,last" parsing and formatting in the Rust core."""
 
 import pytest
+from eventsourcing_rs import _core
 from hypothesis import given
 from hypothesis import strategies as st
-
-from eventsourcing_rs import _core
 
 MAX_ID = 2**63 - 1
 ids = st.integers(min_value=0, max_value=MAX_ID)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Iterator, Type
 
 import pytest
-
 from eventsourcing_rs.application import Application
 from eventsourcing_rs.domain import AggregateEvent
 from eventsourcing_rs.persistence import IntegrityError, Tracking
@@ -44,7 +43,8 @@ def no_failing_payments() -> Iterator[None]:
 
 @pytest.fixture
 def sqlite_files(tmp_path: Path) -> Iterator[Path]:
-    yield from (tmp_path for _ in use_sqlite_files(tmp_path))
+    with use_sqlite_files(tmp_path):
+        yield tmp_path
 
 
 def wait_for(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
@@ -85,7 +85,9 @@ class TestSystemDefinition:
 
     def test_processor_must_be_a_process_application(self) -> None:
         class PlainFollower(Follower):
-            def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
+            def policy(
+                self, domain_event: AggregateEvent, process_event: ProcessEvent
+            ) -> None:
                 pass
 
         with pytest.raises(TypeError, match="Not a process application class"):
@@ -133,9 +135,14 @@ class TestSingleThreadedRunnerErrors:
         with pytest.raises(ProcessingError) as info:
             orders.place(1)
         error = info.value
-        assert (error.application_name, error.leader_name) == ("Payments", "Reservations")
+        assert (error.application_name, error.leader_name) == (
+            "Payments",
+            "Reservations",
+        )
         assert error.notification_id == 2
-        assert "Payments failed to process notification 2 from Reservations" in str(error)
+        assert "Payments failed to process notification 2 from Reservations" in str(
+            error
+        )
         assert isinstance(error.__cause__, PolicyFailure)
         # Nothing was recorded for the failed notification.
         assert payments.recorder.max_tracking_id("Reservations") == 1
@@ -148,7 +155,9 @@ class TestSingleThreadedRunnerErrors:
         assert runner.prompts_received == []
 
     def test_other_followers_still_process_when_one_fails(self) -> None:
-        runner = SingleThreadedRunner(System(pipes=[[Orders, Reservations], [Orders, Payments]]))
+        runner = SingleThreadedRunner(
+            System(pipes=[[Orders, Reservations], [Orders, Payments]])
+        )
         runner.start()
 
         class Boom(Exception):
@@ -157,7 +166,9 @@ class TestSingleThreadedRunnerErrors:
         reservations = runner.get(Reservations)
         original = reservations.policy
 
-        def failing_policy(domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
+        def failing_policy(
+            domain_event: AggregateEvent, process_event: ProcessEvent
+        ) -> None:
             raise Boom()
 
         reservations.policy = failing_policy  # type: ignore[method-assign]
@@ -224,7 +235,8 @@ def test_exactly_once_across_restart_on_sqlite_files(
         for i in range(round_ * 20, round_ * 20 + 20):
             orders.place(i)
         payments = runner.get(Payments)
-        wait_for(lambda: payments.recorder.max_notification_id() == 20 * (round_ + 1))
+        expected = 20 * (round_ + 1)
+        wait_for(lambda p=payments, e=expected: p.recorder.max_notification_id() == e)
         runner.stop()
     assert numbers(payments) == list(range(60))
     assert numbers(runner.get(Reservations)) == list(range(60))
@@ -232,7 +244,9 @@ def test_exactly_once_across_restart_on_sqlite_files(
 
 def test_recording_a_notification_twice_is_refused() -> None:
     class Copier(ProcessApplication):
-        def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
+        def policy(
+            self, domain_event: AggregateEvent, process_event: ProcessEvent
+        ) -> None:
             pass
 
     copier = Copier()

@@ -156,7 +156,7 @@ class MetaDomainEvent(ABCMeta):
         namespace: Dict[str, Any],
         **kwargs: Any,
     ) -> "MetaDomainEvent":
-        event_cls = super().__new__(mcs, name, bases, namespace, **kwargs)
+        event_cls: Any = super().__new__(mcs, name, bases, namespace, **kwargs)
         event_cls = dataclass(frozen=True)(event_cls)
         # Events are constructed for every command, so the dataclass
         # __init__ is replaced where that is equivalent (but never one the

@@ -130,6 +130,9 @@ _NATIVE_KINDS: Dict[type, str] = {
     DatetimeAsISO: "datetime",
 }
 
+# How the Rust engine's messages begin when it cannot parse the text.
+_PARSE_ERROR_PREFIX = "invalid JSON: "
+
 
 class JSONTranscoder(Transcoder):
     """JSON transcoder whose encoding and decoding run in Rust.
@@ -156,10 +159,14 @@ class JSONTranscoder(Transcoder):
     def decode(self, data: bytes) -> Any:
         try:
             return self._codec.decode(data)
-        except ValueError:
-            # Text the Rust parser refuses (lone surrogates, or simply
-            # invalid): Python's json gives the authoritative answer.
-            return json.loads(data.decode("utf8"), object_hook=self._decode_obj)
+        except ValueError as error:
+            # Text the Rust parser refuses (lone surrogates, nesting deeper
+            # than it goes, or simply invalid): Python's json gives the
+            # authoritative answer. A ValueError from a transcoding's decode
+            # is the answer already.
+            if not str(error).startswith(_PARSE_ERROR_PREFIX):
+                raise
+        return json.loads(data.decode("utf8"), object_hook=self._decode_obj)
 
     def _decode_obj(self, d: Dict[str, Any]) -> Any:
         if d.keys() == {"_type_", "_data_"}:

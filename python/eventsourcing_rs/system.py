@@ -28,7 +28,9 @@ from typing import (
 from eventsourcing_rs import _core
 from eventsourcing_rs.application import Application, NotificationLog
 from eventsourcing_rs.domain import Aggregate, AggregateEvent
+from eventsourcing_rs.group_commit import PendingAwareEventStore, PendingEvents
 from eventsourcing_rs.persistence import (
+    EventStore,
     Mapper,
     Notification,
     ProcessRecorder,
@@ -86,6 +88,10 @@ class Follower(Application):
     with the position of the notification that caused them.
     """
 
+    # Notifications recorded together in one insert (group commit). 1 makes
+    # each notification its own transaction, as in the reference.
+    pull_batch_size: int = 100
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.readers: Dict[str, Tuple[NotificationLogReader, Mapper]] = {}
@@ -96,6 +102,10 @@ class Follower(Application):
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
+
+    def construct_event_store(self) -> EventStore[AggregateEvent]:
+        # Serves a batch's pending events to the policies of the batch.
+        return PendingAwareEventStore(mapper=self.mapper, recorder=self.recorder)
 
     def follow(self, name: str, log: NotificationLog) -> None:
         """Starts following the named application through ``log``."""
@@ -108,11 +118,21 @@ class Follower(Application):
         """Processes the named leader's notifications from the one after
         the last tracked, in notification order.
 
-        If the policy (or anything else) raises, nothing is recorded for
-        that notification and the error propagates with a note naming this
-        application, the leader and the notification id; calling again
-        resumes from that notification.
+        Up to :attr:`pull_batch_size` processed notifications are recorded
+        together in one insert, with the tracking record of the last (group
+        commit); a policy sees, through the repository, the events of the
+        policies before it in the batch.
+
+        If the policy (or anything else) raises, the notifications processed
+        before it are recorded, nothing is recorded for the failing one, and
+        the error propagates with a note naming this application, the leader
+        and the notification id; calling again resumes from that
+        notification.
         """
+        batch_size = self.pull_batch_size
+        if batch_size > 1 and type(self).record is Follower.record:
+            self._pull_in_batches(name, batch_size)
+            return
         reader, mapper = self.readers[name]
         start = self.recorder.max_tracking_id(name) + 1
         notification: Optional[Notification] = None
@@ -124,14 +144,75 @@ class Follower(Application):
                 self.policy(domain_event, process_event)
                 self.record(process_event)
         except Exception as error:
-            where = (
-                f"notification {notification.id}"
-                if notification is not None
-                else f"notifications from id {start}"
-            )
-            error.add_note(f"while {type(self).__name__} processed {where} from {name}")
+            self._note_failure(error, name, notification, start)
             raise
         self.processing = None
+
+    def _pull_in_batches(self, name: str, batch_size: int) -> None:
+        reader, mapper = self.readers[name]
+        start = self.recorder.max_tracking_id(name) + 1
+        pending = self._pending_events()
+        notification: Optional[Notification] = None
+        try:
+            for notification in reader.select(start=start):
+                self.processing = (name, notification.id)
+                domain_event = mapper.to_domain_event(notification)
+                process_event = ProcessEvent(Tracking(name, notification.id))
+                self.policy(domain_event, process_event)
+                pending.add(process_event.events, process_event.tracking)
+                if pending.notifications >= batch_size:
+                    self._record_pending(name, pending)
+        except Exception as error:
+            self._note_failure(error, name, notification, start)
+            # What was processed before the failure stands on its own.
+            self._record_pending(name, pending)
+            raise
+        self._record_pending(name, pending)
+        self.processing = None
+
+    def _pending_events(self) -> PendingEvents:
+        if isinstance(self.events, PendingAwareEventStore):
+            return self.events.pending
+        return PendingEvents()
+
+    def _record_pending(self, name: str, pending: PendingEvents) -> None:
+        if not pending.notifications:
+            return
+        events, tracking, count = (
+            pending.events,
+            pending.tracking,
+            pending.notifications,
+        )
+        pending.clear()
+        try:
+            self.events.put(events, tracking=tracking)
+        except Exception:
+            if count == 1:
+                raise
+            # Find the notification at fault: nothing of the batch was
+            # written, so process it again one notification at a time.
+            saved = self.pull_batch_size
+            self.pull_batch_size = 1
+            try:
+                self.pull_and_process(name)
+            finally:
+                self.pull_batch_size = saved
+            return
+        self.notify(events)
+
+    def _note_failure(
+        self,
+        error: Exception,
+        name: str,
+        notification: Optional[Notification],
+        start: int,
+    ) -> None:
+        where = (
+            f"notification {notification.id}"
+            if notification is not None
+            else f"notifications from id {start}"
+        )
+        error.add_note(f"while {type(self).__name__} processed {where} from {name}")
 
     @abstractmethod
     def policy(

@@ -4,6 +4,7 @@ pub mod errors;
 pub mod memory_recorder;
 pub mod prompt_queue;
 pub mod reader;
+pub mod sqlite_recorder;
 pub mod transcoder;
 pub mod uuids;
 pub mod values;

@@ -113,9 +113,10 @@ impl JsonCodec {
         Ok(PyBytes::new(obj.py(), &out))
     }
 
-    /// Decodes JSON bytes. Raises ValueError for text this parser does not
-    /// accept; the Python side retries those with the `json` module, which
-    /// also accepts lone surrogates in strings.
+    /// Decodes JSON bytes. Raises ValueError, its message beginning
+    /// "invalid JSON: ", for text this parser does not accept; the Python
+    /// side retries those with the `json` module, which also accepts lone
+    /// surrogates in strings and deeper nesting.
     fn decode<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
         let value =
             json::parse(data).map_err(|e| PyValueError::new_err(format!("invalid JSON: {e}")))?;
@@ -141,25 +142,55 @@ impl JsonCodec {
             write_int(i, out)?;
         } else if let Ok(f) = obj.cast::<PyFloat>() {
             write_float(f.value(), out);
-        } else if let Ok(list) = obj.cast::<PyList>() {
+        } else if let Ok(list) = obj.cast_exact::<PyList>() {
             self.write_seq(list.iter(), out, depth)?;
-        } else if let Ok(tuple) = obj.cast::<PyTuple>() {
+        } else if let Ok(tuple) = obj.cast_exact::<PyTuple>() {
             self.write_seq(tuple.iter(), out, depth)?;
+        } else if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+            // Like json, subclasses are encoded by iterating them.
+            let items = obj.try_iter()?.collect::<PyResult<Vec<_>>>()?;
+            self.write_seq(items.into_iter(), out, depth)?;
+        } else if let Ok(dict) = obj.cast_exact::<PyDict>() {
+            self.write_members(dict.iter().map(Ok), out, depth)?;
         } else if let Ok(dict) = obj.cast::<PyDict>() {
-            out.push(b'{');
-            for (i, (k, v)) in dict.iter().enumerate() {
-                if i > 0 {
-                    out.extend_from_slice(b", ");
-                }
-                write_key(&k, out)?;
-                out.extend_from_slice(b": ");
-                self.write(&v, out, depth + 1)?;
+            // Like json, a subclass's own items() gives its members (when
+            // it holds any).
+            if dict.is_empty() {
+                out.extend_from_slice(b"{}");
+            } else {
+                let items = obj.call_method0(intern!(py, "items"))?;
+                let members = items.try_iter()?.map(|item| {
+                    let item = item?;
+                    match item.cast::<PyTuple>() {
+                        Ok(pair) if pair.len() == 2 => Ok((pair.get_item(0)?, pair.get_item(1)?)),
+                        _ => Err(PyValueError::new_err("items must return 2-tuples")),
+                    }
+                });
+                self.write_members(members, out, depth)?;
             }
-            out.push(b'}');
         } else {
             self.write_transcoded(obj, out, depth)?;
         }
-        let _ = py;
+        Ok(())
+    }
+
+    fn write_members<'py>(
+        &self,
+        members: impl Iterator<Item = PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
+        out: &mut Vec<u8>,
+        depth: usize,
+    ) -> PyResult<()> {
+        out.push(b'{');
+        for (i, member) in members.enumerate() {
+            let (k, v) = member?;
+            if i > 0 {
+                out.extend_from_slice(b", ");
+            }
+            write_key(&k, out)?;
+            out.extend_from_slice(b": ");
+            self.write(&v, out, depth + 1)?;
+        }
+        out.push(b'}');
         Ok(())
     }
 
@@ -233,9 +264,11 @@ impl JsonCodec {
                 list.into_any()
             }
             Value::Object(members) => {
-                let is_transcoded = members.len() == 2
-                    && members.iter().any(|(k, _)| k == "_type_")
-                    && members.iter().any(|(k, _)| k == "_data_");
+                // As json's object_hook sees it: after duplicate keys
+                // collapse, exactly the keys "_type_" and "_data_".
+                let is_transcoded = members.iter().any(|(k, _)| k == "_type_")
+                    && members.iter().any(|(k, _)| k == "_data_")
+                    && members.iter().all(|(k, _)| k == "_type_" || k == "_data_");
                 if is_transcoded {
                     return self.decode_transcoded(py, members);
                 }
@@ -256,10 +289,14 @@ impl JsonCodec {
         let mut type_name = None;
         let mut data = None;
         for (k, v) in members {
-            if k == "_type_" {
-                type_name = Some(v);
+            let slot = if k == "_type_" {
+                &mut type_name
             } else {
-                data = Some(v);
+                &mut data
+            };
+            if let Some(earlier) = slot.replace(v) {
+                // A duplicate key: json decodes the value it discards.
+                self.to_python(py, earlier)?;
             }
         }
         let (Some(type_name), Some(data)) = (type_name, data) else {

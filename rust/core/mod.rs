@@ -5,3 +5,4 @@ pub mod json;
 pub mod memory_store;
 pub mod prompt_queue;
 pub mod section_id;
+pub mod sqlite;

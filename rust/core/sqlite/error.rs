@@ -134,18 +134,27 @@ mod tests {
     #[test]
     fn sqlite_failures_are_classified_like_python_sqlite3() {
         let conn = Connection::open_in_memory().unwrap();
-        let err = conn.execute("INSERT INTO missing VALUES (1)", []).unwrap_err();
+        let err = conn
+            .execute("INSERT INTO missing VALUES (1)", [])
+            .unwrap_err();
         let e = StoreError::from_sqlite("writing to 'missing'", &err);
         assert_eq!(e.kind, ErrorKind::Operational);
         assert_eq!(e.message, "writing to 'missing': no such table: missing");
 
-        conn.execute_batch("CREATE TABLE t (a INTEGER PRIMARY KEY)").unwrap();
+        conn.execute_batch("CREATE TABLE t (a INTEGER PRIMARY KEY)")
+            .unwrap();
         conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
         let err = conn.execute("INSERT INTO t VALUES (1)", []).unwrap_err();
-        assert_eq!(StoreError::from_sqlite("x", &err).kind, ErrorKind::Integrity);
+        assert_eq!(
+            StoreError::from_sqlite("x", &err).kind,
+            ErrorKind::Integrity
+        );
 
         let err = conn.execute_batch("BLAH").unwrap_err();
-        assert_eq!(StoreError::from_sqlite("x", &err).kind, ErrorKind::Operational);
+        assert_eq!(
+            StoreError::from_sqlite("x", &err).kind,
+            ErrorKind::Operational
+        );
 
         let err = conn
             .query_row("SELECT 'text'", [], |r| r.get::<_, i64>(0))

@@ -199,7 +199,12 @@ impl SqliteRecorder {
                 conn.execute_batch(statement)
                     .map_err(|e| self.fail("create", &self.table, &e))?;
             }
-            self.check_table(conn, &self.table, &EVENT_COLUMNS, self.kind.numbers_events())?;
+            self.check_table(
+                conn,
+                &self.table,
+                &EVENT_COLUMNS,
+                self.kind.numbers_events(),
+            )?;
             if self.kind == RecorderKind::Process {
                 self.check_table(conn, TRACKING_TABLE, &TRACKING_COLUMNS, false)?;
             }
@@ -220,21 +225,30 @@ impl SqliteRecorder {
             .map_err(read_fail)?;
         let found = stmt
             .query_map([table], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             })
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(read_fail)?;
         if found.is_empty() {
             return Err(StoreError::new(
                 ErrorKind::Programming,
-                format!("{} does not exist after creating it", self.where_table(table)),
+                format!(
+                    "{} does not exist after creating it",
+                    self.where_table(table)
+                ),
             ));
         }
         let fits = found.len() == expected.len()
             && found
                 .iter()
                 .zip(expected)
-                .all(|((name, _, pk), (want, want_pk))| name.eq_ignore_ascii_case(want) && pk == want_pk);
+                .all(|((name, _, pk), (want, want_pk))| {
+                    name.eq_ignore_ascii_case(want) && pk == want_pk
+                });
         if !fits {
             let has: Vec<String> = found
                 .iter()
@@ -414,7 +428,11 @@ impl SqliteRecorder {
     }
 
     /// One aggregate's events, filtered and ordered by version.
-    pub fn select_events(&self, originator_id: u128, q: EventQuery) -> StoreResult<Vec<EventRecord>> {
+    pub fn select_events(
+        &self,
+        originator_id: u128,
+        q: EventQuery,
+    ) -> StoreResult<Vec<EventRecord>> {
         let mut sql = format!(
             "SELECT originator_version, topic, state FROM {} WHERE originator_id = ?",
             quote_identifier(&self.table)
@@ -557,7 +575,9 @@ impl SqliteRecorder {
 
     fn read_topic(&self, row: &Row<'_>, i: usize, id: u128, version: i64) -> StoreResult<String> {
         match row.get_ref(i) {
-            Ok(ValueRef::Text(t)) => String::from_utf8(t.to_vec()).map_err(|_| self.bad_column("topic", id, version)),
+            Ok(ValueRef::Text(t)) => {
+                String::from_utf8(t.to_vec()).map_err(|_| self.bad_column("topic", id, version))
+            }
             _ => Err(self.bad_column("topic", id, version)),
         }
     }

@@ -1,0 +1,129 @@
+"""Group commit: a follower records a batch of processed notifications in one
+insert, exactly once, each policy seeing the batch's earlier writes."""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+import pytest
+from eventsourcing_rs.application import AggregateNotFound, Application
+from eventsourcing_rs.domain import Aggregate, AggregateEvent, event
+from eventsourcing_rs.persistence import IntegrityError
+from eventsourcing_rs.system import ProcessApplication, ProcessEvent
+
+TALLY_ID = uuid5(NAMESPACE_URL, "tally")
+
+
+class Tick(Aggregate):
+    @event("Ticked")
+    def __init__(self, n: int):
+        self.n = n
+
+
+class Tally(Aggregate):
+    @classmethod
+    def create_id(cls, **kwargs: Any) -> UUID:
+        return TALLY_ID
+
+    @event("Started")
+    def __init__(self) -> None:
+        self.seen: List[int] = []
+
+    @event("Counted")
+    def count(self, n: int) -> None:
+        self.seen.append(n)
+
+
+class Clock(Application):
+    def tick(self, count: int) -> None:
+        self.save(*[Tick(n=i) for i in range(count)])
+
+
+class Counter(ProcessApplication):
+    fail_at: Optional[int] = None
+
+    def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
+        assert isinstance(domain_event, Tick.Ticked)
+        if domain_event.n == self.fail_at:
+            raise RuntimeError(f"cannot count {domain_event.n}")
+        try:
+            tally: Tally = self.repository.get(TALLY_ID)
+        except AggregateNotFound:
+            tally = Tally()
+        tally.count(domain_event.n)
+        process_event.save(tally)
+
+
+def make(batch_size: int, ticks: int) -> tuple[Clock, Counter, List[int]]:
+    clock = Clock()
+    clock.tick(ticks)
+    counter = Counter()
+    counter.pull_batch_size = batch_size
+    counter.follow("Clock", clock.log)
+    inserts: List[int] = []
+    original = counter.recorder.insert_events
+
+    def counting_insert(stored_events: Any, **kwargs: Any) -> Any:
+        inserts.append(len(stored_events))
+        return original(stored_events, **kwargs)
+
+    counter.recorder.insert_events = counting_insert  # type: ignore[method-assign]
+    return clock, counter, inserts
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 100])
+def test_batches_see_earlier_writes_and_match_one_at_a_time(batch_size: int) -> None:
+    _, counter, inserts = make(batch_size, 250)
+    counter.pull_and_process("Clock")
+    tally = counter.repository.get(TALLY_ID)
+    assert tally.seen == list(range(250))
+    assert tally.version == 251
+    assert counter.recorder.max_tracking_id("Clock") == 250
+    expected_inserts = -(-250 // batch_size)
+    assert len(inserts) == expected_inserts
+    assert sum(inserts) == 251  # Started + 250 Counted
+
+
+def test_failure_mid_batch_keeps_what_came_before_and_resumes() -> None:
+    _, counter, inserts = make(100, 150)
+    counter.fail_at = 57
+    with pytest.raises(RuntimeError, match="cannot count 57") as info:
+        counter.pull_and_process("Clock")
+    assert any("notification 58 from Clock" in note for note in info.value.__notes__)
+    assert counter.recorder.max_tracking_id("Clock") == 57
+    assert counter.repository.get(TALLY_ID).seen == list(range(57))
+    counter.fail_at = None
+    counter.pull_and_process("Clock")
+    assert counter.repository.get(TALLY_ID).seen == list(range(150))
+
+
+class Marker(Aggregate):
+    @classmethod
+    def create_id(cls, n: int) -> UUID:
+        return uuid5(NAMESPACE_URL, f"marker-{n}")
+
+    @event("Placed")
+    def __init__(self, n: int):
+        self.n = n
+
+
+class Marking(ProcessApplication):
+    def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
+        assert isinstance(domain_event, Tick.Ticked)
+        process_event.save(Marker(n=domain_event.n))
+
+
+def test_a_conflicting_batch_is_retried_one_by_one_and_names_the_culprit() -> None:
+    clock = Clock()
+    clock.tick(30)
+    marking = Marking()
+    marking.follow("Clock", clock.log)
+    # A marker for tick 12 exists already: the policy's write for it conflicts.
+    marking.save(Marker(n=12))
+    with pytest.raises(IntegrityError) as info:
+        marking.pull_and_process("Clock")
+    assert any("notification 13 from Clock" in n for n in info.value.__notes__)
+    # The batch failed whole, then the retry recorded ticks 0..11 one by one.
+    assert marking.recorder.max_tracking_id("Clock") == 12
+    assert marking.recorder.max_notification_id() == 13
