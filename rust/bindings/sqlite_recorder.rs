@@ -11,7 +11,9 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple};
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
+};
 use rusqlite::types::Value;
 
 use super::errors::{
@@ -61,7 +63,7 @@ impl SqliteDatastore {
                 .py()
                 .import(intern!(db_name.py(), "os"))?
                 .call_method1(intern!(db_name.py(), "fspath"), (db_name,))
-                .and_then(|p| p.extract::<String>().map_err(PyErr::from))
+                .and_then(|p| p.extract::<String>())
                 .map_err(|_| {
                     InterfaceError::new_err(format!(
                         "an SQLite database name must be a str or a path, got {}",
@@ -187,7 +189,10 @@ impl SqliteTransaction {
             }
             Err(err) => {
                 let err = StoreError::from_sqlite(
-                    &format!("cannot execute statement on SQLite database '{}'", lease.db_name()),
+                    &format!(
+                        "cannot execute statement on SQLite database '{}'",
+                        lease.db_name()
+                    ),
                     &err,
                 );
                 self.put_back(lease, None, 0, 0);
@@ -236,9 +241,11 @@ fn to_sql_value(obj: &Bound<'_, PyAny>, position: usize) -> PyResult<Value> {
     } else if let Ok(b) = obj.cast::<PyBytes>() {
         Ok(Value::Blob(b.as_bytes().to_vec()))
     } else if obj.is_instance_of::<PyByteArray>() || obj.is_instance_of::<PyMemoryView>() {
-        Ok(Value::Blob(obj.call_method0(intern!(obj.py(), "tobytes")).or_else(|_| {
-            obj.py().get_type::<PyBytes>().call1((obj,))
-        })?.extract::<Vec<u8>>()?))
+        Ok(Value::Blob(
+            obj.call_method0(intern!(obj.py(), "tobytes"))
+                .or_else(|_| obj.py().get_type::<PyBytes>().call1((obj,)))?
+                .extract::<Vec<u8>>()?,
+        ))
     } else {
         Err(ProgrammingError::new_err(format!(
             "parameter {position} of the statement has a type SQLite cannot store: {}",
@@ -295,7 +302,10 @@ impl SqliteTransaction {
                 let lease = store.lease(role)?;
                 lease.execute_batch(begin).map_err(|e| {
                     StoreError::from_sqlite(
-                        &format!("cannot begin a transaction on SQLite database '{}'", lease.db_name()),
+                        &format!(
+                            "cannot begin a transaction on SQLite database '{}'",
+                            lease.db_name()
+                        ),
                         &e,
                     )
                 })?;
@@ -460,7 +470,11 @@ impl SqliteRecorder {
     /// `kind` is "aggregate", "application" or "process".
     #[new]
     #[pyo3(signature = (datastore, events_table_name="stored_events", kind="application"))]
-    fn new(datastore: PyRef<'_, SqliteDatastore>, events_table_name: &str, kind: &str) -> PyResult<Self> {
+    fn new(
+        datastore: PyRef<'_, SqliteDatastore>,
+        events_table_name: &str,
+        kind: &str,
+    ) -> PyResult<Self> {
         let kind = RecorderKind::parse(kind).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "unknown recorder kind {kind:?}: expected 'aggregate', 'application' or 'process'"
@@ -504,7 +518,10 @@ impl SqliteRecorder {
             let stored = item.cast::<StoredEvent>().map_err(|_| {
                 PyTypeError::new_err(format!(
                     "insert_events() takes StoredEvent objects, got {}",
-                    item.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    item.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
                 ))
             })?;
             let s = stored.get();

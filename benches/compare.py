@@ -1,0 +1,142 @@
+"""Side-by-side comparison with the reference library, in one run.
+
+Installs `eventsourcing==9.1.0` into its own virtual environment (cached in
+~/.cache/eventsourcing-rs/reference-venv, or $ESRS_REFERENCE_VENV), then runs
+each workload of benches/workload.py on the reference and on this project,
+alternating, and prints events per second for each and their ratio.
+
+    python benches/compare.py            # every row
+    python benches/compare.py --quick    # smaller counts
+    python benches/compare.py --markdown # a table for RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+HERE = Path(__file__).resolve().parent
+REFERENCE = "eventsourcing==9.1.0"
+
+# (label, workload, store, runner, count)
+ROWS: List[Tuple[str, str, str, str, int]] = [
+    ("pipeline, single-threaded, in memory", "pipeline", "memory", "single", 3000),
+    (
+        "pipeline, single-threaded, SQLite in memory",
+        "pipeline",
+        "sqlite-memory",
+        "single",
+        2000,
+    ),
+    (
+        "pipeline, single-threaded, SQLite files",
+        "pipeline",
+        "sqlite-file",
+        "single",
+        1000,
+    ),
+    ("pipeline, multi-threaded, in memory", "pipeline", "memory", "multi", 3000),
+    (
+        "pipeline, multi-threaded, SQLite files",
+        "pipeline",
+        "sqlite-file",
+        "multi",
+        1000,
+    ),
+    ("catch-up 20k, in memory", "catch-up", "memory", "single", 20000),
+    ("catch-up 20k, SQLite files", "catch-up", "sqlite-file", "single", 20000),
+    ("reader, in memory", "reader", "memory", "single", 100000),
+    ("reader, SQLite files", "reader", "sqlite-file", "single", 100000),
+    ("repository.get, in memory", "repository-get", "memory", "single", 5000),
+    ("repository.get, SQLite files", "repository-get", "sqlite-file", "single", 5000),
+    ("Application.save, in memory", "save", "memory", "single", 5000),
+    ("Application.save, SQLite files", "save", "sqlite-file", "single", 2000),
+]
+
+
+def reference_python() -> str:
+    default = Path.home() / ".cache" / "eventsourcing-rs" / "reference-venv"
+    venv = Path(os.environ.get("ESRS_REFERENCE_VENV", default))
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    probe = subprocess.run(
+        [str(python), "-c", "import eventsourcing, sys; sys.exit(0)"],
+        capture_output=True,
+    )
+    if probe.returncode != 0:
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", REFERENCE],
+            check=True,
+        )
+    return str(python)
+
+
+def measure(
+    python: str, lib: str, row: Tuple[str, str, str, str, int], count: int
+) -> float:
+    _, workload, store, runner, _ = row
+    out = subprocess.run(
+        [
+            python,
+            str(HERE / "workload.py"),
+            "--lib",
+            lib,
+            "--workload",
+            workload,
+            "--store",
+            store,
+            "--runner",
+            runner,
+            "--count",
+            str(count),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=HERE.parent,
+        env=dict(os.environ, PYTHONPATH=str(HERE.parent)),
+    )
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["events_per_second"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a fifth of the counts")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per side (median)")
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--only", help="run rows whose label contains this text")
+    args = parser.parse_args()
+    ref_python = reference_python()
+    results: Dict[str, Tuple[float, float]] = {}
+    rows = [r for r in ROWS if not args.only or args.only in r[0]]
+    for row in rows:
+        count = max(100, row[4] // 5) if args.quick else row[4]
+        ref, ours = [], []
+        for _ in range(args.repeat):
+            # Alternate the two sides so drifts in machine load hit both.
+            ref.append(measure(ref_python, "eventsourcing", row, count))
+            ours.append(measure(sys.executable, "eventsourcing_rs", row, count))
+        results[row[0]] = (statistics.median(ref), statistics.median(ours))
+        r, o = results[row[0]]
+        print(f"{row[0]:45s} {r:>12,.0f} {o:>12,.0f} {o / r:>7.1f}x", file=sys.stderr)
+    if args.markdown:
+        header = ["workload", "eventsourcing 9.1.0", "eventsourcing_rs", "ratio"]
+        print("| " + " | ".join(header) + " |  (events per second)")
+        print("| --- | ---: | ---: | ---: |")
+        for label, (r, o) in results.items():
+            print(f"| {label} | {r:,.0f} | {o:,.0f} | {o / r:.1f}x |")
+    else:
+        print(f"{'workload':45s} {'reference/s':>12s} {'ours/s':>12s} {'ratio':>8s}")
+        for label, (r, o) in results.items():
+            print(f"{label:45s} {r:>12,.0f} {o:>12,.0f} {o / r:>7.1f}x")
+
+
+if __name__ == "__main__":
+    main()

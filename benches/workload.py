@@ -1,0 +1,259 @@
+"""Workloads measured on both `eventsourcing` 9.1.0 and `eventsourcing_rs`.
+
+Everything here uses only the public API the two share, imported from the
+package named on the command line, so the same code runs on either:
+
+    python benches/workload.py --lib eventsourcing_rs --workload pipeline ...
+
+It prints one JSON object: the workload, its parameters, the number of
+events processed and the events per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from typing import Any, Callable, Dict, Tuple
+
+
+def load(lib: str) -> Dict[str, Any]:
+    """Defines the example domain and applications against ``lib``."""
+    domain = importlib.import_module(f"{lib}.domain")
+    application = importlib.import_module(f"{lib}.application")
+    system = importlib.import_module(f"{lib}.system")
+    Aggregate, event = domain.Aggregate, domain.event
+
+    class Order(Aggregate):
+        @event("Placed")
+        def __init__(self, customer: str, amount: Decimal):
+            self.customer = customer
+            self.amount = amount
+
+    class Reservation(Aggregate):
+        @event("Made")
+        def __init__(self, order_id: Any, amount: Decimal):
+            self.order_id = order_id
+            self.amount = amount
+
+    class Payment(Aggregate):
+        @event("Taken")
+        def __init__(self, reservation_id: Any, amount: Decimal):
+            self.reservation_id = reservation_id
+            self.amount = amount
+
+    class Orders(application.Application):
+        def place(self, i: int) -> Any:
+            order = Order(customer=f"c{i}", amount=Decimal("9.99"))
+            self.save(order)
+            return order.id
+
+    class Reservations(system.ProcessApplication):
+        def policy(self, domain_event: Any, process_event: Any) -> None:
+            if isinstance(domain_event, Order.Placed):
+                process_event.save(
+                    Reservation(
+                        order_id=domain_event.originator_id, amount=domain_event.amount
+                    )
+                )
+
+    class Payments(system.ProcessApplication):
+        def policy(self, domain_event: Any, process_event: Any) -> None:
+            if isinstance(domain_event, Reservation.Made):
+                process_event.save(
+                    Payment(
+                        reservation_id=domain_event.originator_id,
+                        amount=domain_event.amount,
+                    )
+                )
+
+    # Topics must resolve: register the classes in an importable module.
+    module = sys.modules[__name__]
+    for cls in (Order, Reservation, Payment, Orders, Reservations, Payments):
+        cls.__module__ = __name__
+        cls.__qualname__ = cls.__name__
+        setattr(module, cls.__name__, cls)
+    for cls in (Order, Reservation, Payment):
+        for name in dir(cls):
+            attr = getattr(cls, name)
+            if isinstance(attr, type) and attr.__qualname__.startswith(
+                f"load.<locals>.{cls.__name__}."
+            ):
+                attr.__qualname__ = f"{cls.__name__}.{name}"
+                attr.__module__ = __name__
+    return {
+        "lib": lib,
+        "system": system,
+        "persistence": importlib.import_module(f"{lib}.persistence"),
+        "Orders": Orders,
+        "Reservations": Reservations,
+        "Payments": Payments,
+    }
+
+
+def configure(lib: str, store: str, directory: str) -> None:
+    """Sets the environment both libraries read their persistence from."""
+    for key in [k for k in os.environ if k.endswith("SQLITE_DBNAME")]:
+        del os.environ[key]
+    if store == "memory":
+        os.environ["INFRASTRUCTURE_FACTORY"] = f"{lib}.popo:Factory"
+        return
+    os.environ["INFRASTRUCTURE_FACTORY"] = f"{lib}.sqlite:Factory"
+    for name in ("ORDERS", "RESERVATIONS", "PAYMENTS"):
+        if store == "sqlite-memory":
+            value = (
+                f"file:{name.lower()}-{time.monotonic_ns()}?mode=memory&cache=shared"
+            )
+        else:
+            value = os.path.join(directory, f"{name.lower()}.db")
+        os.environ[f"{name}_SQLITE_DBNAME"] = value
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("workload did not finish")
+        time.sleep(0.001)
+
+
+def pipeline(env: Dict[str, Any], runner_name: str, count: int) -> Tuple[int, float]:
+    """Places ``count`` orders one at a time; each is processed twice
+    (reserved, then paid). Returns (processed events, seconds)."""
+    system = env["system"]
+    runner_cls = {
+        "single": system.SingleThreadedRunner,
+        "multi": system.MultiThreadedRunner,
+    }[runner_name]
+    runner = runner_cls(
+        system.System(pipes=[[env["Orders"], env["Reservations"], env["Payments"]]])
+    )
+    runner.start()
+    try:
+        orders = runner.get(env["Orders"])
+        payments = runner.get(env["Payments"])
+        started = time.perf_counter()
+        for i in range(count):
+            orders.place(i)
+        wait_until(lambda: payments.recorder.max_notification_id() >= count)
+        elapsed = time.perf_counter() - started
+    finally:
+        runner.stop()
+    return 2 * count, elapsed
+
+
+def catch_up(env: Dict[str, Any], count: int) -> Tuple[int, float]:
+    """A follower processes ``count`` waiting events in one pull."""
+    orders = env["Orders"]()
+    for i in range(count):
+        orders.place(i)
+    reservations = env["Reservations"]()
+    reservations.follow("Orders", orders.log)
+    started = time.perf_counter()
+    reservations.pull_and_process("Orders")
+    elapsed = time.perf_counter() - started
+    assert reservations.recorder.max_tracking_id("Orders") == count
+    return count, elapsed
+
+
+def reader(env: Dict[str, Any], count: int) -> Tuple[int, float]:
+    """Reads ``count`` notifications through NotificationLogReader.select."""
+    orders = env["Orders"]()
+    batch = 500
+    persistence = env["persistence"]
+    import uuid
+
+    for start in range(0, count, batch):
+        orders.recorder.insert_events(
+            [
+                persistence.StoredEvent(
+                    originator_id=uuid.uuid4(),
+                    originator_version=1,
+                    topic="benches.workload:Order.Placed",
+                    state=b'{"customer": "c", "amount": "9.99"}',
+                )
+                for _ in range(min(batch, count - start))
+            ]
+        )
+    log_cls = type(orders.log)
+    log = log_cls(orders.recorder, section_size=100)
+    reader_ = env["system"].NotificationLogReader(log, section_size=100)
+    started = time.perf_counter()
+    seen = sum(1 for _ in reader_.select(start=1))
+    elapsed = time.perf_counter() - started
+    assert seen == count, seen
+    return count, elapsed
+
+
+def repository_get(env: Dict[str, Any], count: int) -> Tuple[int, float]:
+    """Gets ``count`` one-event aggregates from the repository."""
+    orders = env["Orders"]()
+    ids = [orders.place(i) for i in range(count)]
+    started = time.perf_counter()
+    for aggregate_id in ids:
+        orders.repository.get(aggregate_id)
+    return count, time.perf_counter() - started
+
+
+def application_save(env: Dict[str, Any], count: int) -> Tuple[int, float]:
+    """Creates and saves ``count`` one-event aggregates."""
+    orders = env["Orders"]()
+    started = time.perf_counter()
+    for i in range(count):
+        orders.place(i)
+    return count, time.perf_counter() - started
+
+
+def run(
+    lib: str, workload: str, store: str, count: int, runner: str = "single"
+) -> Dict[str, Any]:
+    directory = tempfile.mkdtemp(prefix="esrs-bench-")
+    try:
+        configure(lib, store, directory)
+        env = load(lib)
+        if workload == "pipeline":
+            events, seconds = pipeline(env, runner, count)
+        elif workload == "catch-up":
+            events, seconds = catch_up(env, count)
+        elif workload == "reader":
+            events, seconds = reader(env, count)
+        elif workload == "repository-get":
+            events, seconds = repository_get(env, count)
+        elif workload == "save":
+            events, seconds = application_save(env, count)
+        else:
+            raise ValueError(f"unknown workload '{workload}'")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    return {
+        "lib": lib,
+        "workload": workload,
+        "store": store,
+        "runner": runner,
+        "events": events,
+        "seconds": seconds,
+        "events_per_second": events / seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lib", required=True)
+    parser.add_argument("--workload", required=True)
+    parser.add_argument(
+        "--store", default="memory", choices=["memory", "sqlite-memory", "sqlite-file"]
+    )
+    parser.add_argument("--runner", default="single", choices=["single", "multi"])
+    parser.add_argument("--count", type=int, default=1000)
+    args = parser.parse_args()
+    print(json.dumps(run(args.lib, args.workload, args.store, args.count, args.runner)))
+
+
+if __name__ == "__main__":
+    main()

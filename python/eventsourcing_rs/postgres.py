@@ -1,0 +1,939 @@
+"""PostgreSQL persistence, through psycopg 3.
+
+Select it with ``INFRASTRUCTURE_FACTORY=eventsourcing_rs.postgres:Factory``
+and the ``POSTGRES_*`` environment variables (see :class:`Factory`). The
+tables have the same names and columns as those of ``eventsourcing`` 9.1, so
+applications of either library can share a database.
+
+Each thread gets its own connection (opened when it first needs one, kept
+for the next call), so recorders are safe to use from many threads.
+Connections opened before a ``fork()`` are left to the parent process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from types import TracebackType
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Type,
+    TypeVar,
+)
+from uuid import UUID
+
+import psycopg
+import psycopg.errors
+from psycopg.pq import TransactionStatus
+
+from eventsourcing_rs.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    DatabaseError,
+    DataError,
+    InfrastructureFactory,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    Notification,
+    NotSupportedError,
+    OperationalError,
+    PersistenceError,
+    ProcessRecorder,
+    ProgrammingError,
+    StoredEvent,
+    Tracking,
+)
+from eventsourcing_rs.utils import strtobool
+
+T = TypeVar("T")
+
+# Most specific first: psycopg's classes follow PEP 249, as ours do.
+_ERROR_CLASSES: Sequence[tuple[Type[psycopg.Error], Type[PersistenceError]]] = (
+    (psycopg.InterfaceError, InterfaceError),
+    (psycopg.DataError, DataError),
+    (psycopg.OperationalError, OperationalError),
+    (psycopg.IntegrityError, IntegrityError),
+    (psycopg.InternalError, InternalError),
+    (psycopg.ProgrammingError, ProgrammingError),
+    (psycopg.NotSupportedError, NotSupportedError),
+    (psycopg.DatabaseError, DatabaseError),
+)
+
+_EVENT_KEY_DETAIL = re.compile(
+    r"Key \(originator_id, originator_version\)=\((?P<id>[^,]+), (?P<version>-?\d+)\)"
+)
+
+# An unquoted SQL name, optionally qualified by a schema. Table names are
+# written into statements as they are (folded to lower case by PostgreSQL,
+# as 9.1 relied on), so nothing else may get through.
+_TABLE_NAME = re.compile(r"[^\W\d][\w$]{0,62}(\.[^\W\d][\w$]{0,62})?")
+
+
+def _check_table_name(name: str) -> str:
+    if not isinstance(name, str) or not _TABLE_NAME.fullmatch(name):
+        raise ValueError(
+            f"Invalid PostgreSQL table name {name!r}: expected a name of letters, "
+            "digits and underscores (optionally 'schema.table')"
+        )
+    return name
+
+
+def _unqualified(table_name: str) -> str:
+    return table_name.rsplit(".", 1)[-1]
+
+
+def _translate(error: psycopg.Error, context: str) -> PersistenceError:
+    """The persistence error for a psycopg error, its message saying what
+    was being done (and to which table)."""
+    for psycopg_class, our_class in _ERROR_CLASSES:
+        if isinstance(error, psycopg_class):
+            return our_class(f"{context}: {error}")
+    return PersistenceError(f"{context}: {error}")
+
+
+def _lost_connection(context: str, error: BaseException) -> InterfaceError:
+    # 9.1 reported a dead connection as InterfaceError (and retried on it);
+    # code written for 9.1 may rely on that, so it stays so here.
+    return InterfaceError(f"{context}: lost the connection to PostgreSQL: {error}")
+
+
+class _Row(List[Any]):
+    """A row that is a list (so it compares equal to one) and can also be
+    indexed by column name, like the rows 9.1's cursors gave."""
+
+    def __init__(self, values: Sequence[Any], names: Dict[str, int]):
+        super().__init__(values)
+        self._names = names
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return super().__getitem__(self._names[key])
+        return super().__getitem__(key)
+
+    def keys(self) -> List[str]:
+        return list(self._names)
+
+
+def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], _Row]:
+    description = cursor.description or ()
+    names = {column.name: i for i, column in enumerate(description)}
+    return lambda values: _Row(values, names)
+
+
+class Connection:
+    """A thread's connection to the database, with what the datastore
+    needs to know about it (its age, which process opened it)."""
+
+    def __init__(self, c: psycopg.Connection[Any], max_age: Optional[float]):
+        self.c = c
+        self.max_age = max_age
+        self.created = time.monotonic()
+        self.pid = os.getpid()
+        # Whether the connection has served a call before: only then may a
+        # failure be blamed on the connection having gone stale.
+        self.uses = 0
+
+    def cursor(self) -> psycopg.Cursor[Any]:
+        """A cursor whose rows are lists that can also be indexed by
+        column name."""
+        return self.c.cursor(row_factory=_row_factory)
+
+    def begin(self) -> None:
+        self.c.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.c.commit()
+
+    def rollback(self) -> None:
+        self.c.rollback()
+
+    def close(self) -> None:
+        self.c.close()
+
+    @property
+    def is_closed(self) -> bool:
+        return self.c.closed
+
+    @property
+    def is_expired(self) -> bool:
+        return self.max_age is not None and (
+            time.monotonic() - self.created >= self.max_age
+        )
+
+
+class Transaction:
+    """A database transaction on a connection, as a context manager.
+
+    Entering begins the transaction and gives the :class:`Connection`;
+    leaving commits it (if ``commit`` is true and nothing was raised) or
+    rolls it back. psycopg errors leave as persistence errors.
+    """
+
+    def __init__(self, c: Connection, commit: bool):
+        self.c = c
+        self.commit = commit
+
+    def __enter__(self) -> Connection:
+        try:
+            self.c.begin()
+        except psycopg.Error as error:
+            raise self._error(error) from error
+        return self.c
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc_val: Optional[BaseException],
+        exc_tb: Optional[TracebackType],
+    ) -> None:
+        try:
+            if exc_val is None and self.commit:
+                self.c.commit()
+            else:
+                self.c.rollback()
+        except psycopg.Error as error:
+            if exc_val is None:
+                raise self._error(error) from error
+            # The rollback failed too (the connection has gone, say): the
+            # error that made us roll back is the one worth reporting.
+        if isinstance(exc_val, psycopg.Error):
+            raise self._error(exc_val) from exc_val
+
+    def _error(self, error: psycopg.Error) -> PersistenceError:
+        if self.c.is_closed:
+            return _lost_connection("transaction", error)
+        return _translate(error, "transaction")
+
+
+class PostgresDatastore:
+    """Where to find the database, how to talk to it, and each thread's
+    connection to it.
+
+    ``conn_max_age`` (seconds) replaces a connection that old when it is
+    next used; ``pre_ping`` checks a connection with ``SELECT 1`` before
+    reusing it; ``lock_timeout`` bounds the wait for the table lock on
+    insert, and ``idle_in_transaction_session_timeout`` the time the server
+    lets a transaction idle (seconds, 0 for no limit).
+    """
+
+    def __init__(
+        self,
+        dbname: str,
+        host: str,
+        port: str,
+        user: str,
+        password: str,
+        conn_max_age: Optional[float] = None,
+        pre_ping: bool = False,
+        lock_timeout: float = 0,
+        idle_in_transaction_session_timeout: float = 0,
+    ):
+        self.dbname = dbname
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.conn_max_age = conn_max_age
+        self.pre_ping = pre_ping
+        self.lock_timeout = lock_timeout
+        self.idle_in_transaction_session_timeout = idle_in_transaction_session_timeout
+        self._connections: Dict[int, Connection] = {}
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        # Connections inherited through fork(): closing them in the child
+        # would end the parent's sessions (libpq tells the server goodbye
+        # on the shared socket), so they are kept here, never used again.
+        self._inherited: List[Connection] = []
+
+    def transaction(self, commit: bool) -> Transaction:
+        """A transaction on this thread's connection; ``commit`` says
+        whether leaving it without an error commits or rolls back."""
+        return Transaction(self.get_connection(), commit=commit)
+
+    def get_connection(self) -> Connection:
+        """This thread's connection, opened (or replaced, when closed,
+        expired or failing the pre-ping) as needed."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        conn = self._connections.get(threading.get_ident())
+        if conn is not None:
+            if conn.is_closed or conn.is_expired:
+                self._discard(conn)
+            elif conn.c.info.transaction_status != TransactionStatus.IDLE:
+                # Left inside a transaction (by a thread that died, whose id
+                # this thread now has, or by an interrupted call).
+                try:
+                    conn.rollback()
+                except psycopg.Error:
+                    self._discard(conn)
+                else:
+                    return conn
+            elif self.pre_ping and not self._ping(conn):
+                self._discard(conn)
+            else:
+                return conn
+        return self._create_connection()
+
+    def _ping(self, conn: Connection) -> bool:
+        try:
+            conn.c.execute("SELECT 1")
+        except psycopg.Error:
+            return False
+        return True
+
+    def _after_fork(self) -> None:
+        with self._lock:
+            self._inherited.extend(self._connections.values())
+            self._connections = {}
+            self._pid = os.getpid()
+
+    def _create_connection(self) -> Connection:
+        timeout_ms = _milliseconds(self.idle_in_transaction_session_timeout)
+        try:
+            # Autocommit, so that a read is one round trip; writes open
+            # their own transactions explicitly.
+            pg = psycopg.connect(
+                dbname=self.dbname,
+                host=self.host,
+                port=self.port,
+                user=self.user,
+                password=self.password,
+                connect_timeout=5,
+                autocommit=True,
+                options=f"-c idle_in_transaction_session_timeout={timeout_ms}",
+            )
+        except psycopg.Error as error:
+            raise InterfaceError(
+                f"Could not connect to PostgreSQL database '{self.dbname}' at "
+                f"{self.host}:{self.port} as '{self.user}': {error}"
+            ) from error
+        conn = Connection(pg, max_age=self.conn_max_age)
+        ident = threading.get_ident()
+        with self._lock:
+            self._connections[ident] = conn
+            stale = self._connections_of_ended_threads()
+        for other in stale:
+            _close_quietly(other)
+        return conn
+
+    def _connections_of_ended_threads(self) -> List[Connection]:
+        # Threads come and go (executors, servers): without this each one
+        # would leave an idle connection open on the server.
+        running = {thread.ident for thread in threading.enumerate()}
+        ended = [ident for ident in self._connections if ident not in running]
+        return [self._connections.pop(ident) for ident in ended]
+
+    def _discard(self, conn: Connection) -> None:
+        with self._lock:
+            for ident, candidate in list(self._connections.items()):
+                if candidate is conn:
+                    del self._connections[ident]
+        _close_quietly(conn)
+
+    def close_connection(self) -> None:
+        """Closes this thread's connection, if it has one."""
+        with self._lock:
+            conn = self._connections.pop(threading.get_ident(), None)
+        if conn is not None:
+            _close_quietly(conn)
+
+    def close_all_connections(self, timeout: Optional[float] = None) -> None:
+        """Closes every thread's connection. (``timeout`` is accepted for
+        9.1's signature; closing does not wait here.)"""
+        if self._pid != os.getpid():
+            self._after_fork()
+            return
+        with self._lock:
+            connections = list(self._connections.values())
+            self._connections.clear()
+        for conn in connections:
+            _close_quietly(conn)
+
+    def __del__(self) -> None:
+        try:
+            self.close_all_connections()
+        except Exception:  # noqa: BLE001 - nothing can be done at collection
+            pass
+
+    def _run(
+        self,
+        context: str,
+        work: Callable[[psycopg.Connection[Any]], T],
+        *,
+        retry: bool = True,
+    ) -> T:
+        """Runs ``work`` on this thread's connection and translates errors.
+
+        A connection left idle may have been closed by the server (restart,
+        administrator, timeout) without the client knowing until it is used.
+        If a reused connection fails that way, ``work`` runs once more on a
+        fresh one — but only when ``retry`` is true: callers pass false
+        where a COMMIT may have reached the server, because then the
+        outcome is unknown and repeating could do it twice.
+        """
+        conn = self.get_connection()
+        try:
+            return self._run_on(conn, context, work)
+        except _Stale as stale:
+            if not (retry and stale.reused):
+                raise stale.error from stale.error.__cause__
+        return self._run_on(self.get_connection(), context, work)
+
+    def _run_on(
+        self,
+        conn: Connection,
+        context: str,
+        work: Callable[[psycopg.Connection[Any]], T],
+    ) -> T:
+        reused = conn.uses > 0
+        conn.uses += 1
+        pg = conn.c
+        try:
+            return work(pg)
+        except psycopg.Error as error:
+            if not pg.closed:
+                try:
+                    pg.rollback()
+                except psycopg.Error:
+                    pass
+            if pg.closed:
+                self._discard(conn)
+                lost = _lost_connection(context, error)
+                lost.__cause__ = error
+                raise _Stale(lost, reused) from error
+            raise _translate(error, context) from error
+        except BaseException:
+            # Our own errors (a refused tracking record) and interruptions:
+            # whatever the transaction did must not stay half done.
+            try:
+                pg.rollback()
+            except psycopg.Error:
+                self._discard(conn)
+            raise
+
+
+class _Stale(Exception):
+    """Carries the error of a call whose connection died."""
+
+    def __init__(self, error: InterfaceError, reused: bool):
+        super().__init__(str(error))
+        self.error = error
+        self.reused = reused
+
+
+def _close_quietly(conn: Connection) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - a failing close leaves nothing to do
+        pass
+
+
+def _milliseconds(seconds: float) -> int:
+    if seconds <= 0:
+        return 0
+    # Round up tiny positive values, which 0 ("no limit") would invert.
+    return max(1, round(seconds * 1000))
+
+
+class PostgresAggregateRecorder(AggregateRecorder):
+    """Records aggregates' stored events in a PostgreSQL table.
+
+    The table has 9.1's columns: ``originator_id`` (uuid), ``originator_version``
+    (integer), ``topic`` (text), ``state`` (bytea), keyed by the first two.
+    """
+
+    def __init__(self, datastore: PostgresDatastore, events_table_name: str):
+        self.datastore = datastore
+        self.events_table_name = _check_table_name(events_table_name)
+        self.create_table_statements = self.construct_create_table_statements()
+        # One statement inserts the whole batch, in the order given (the
+        # order notification ids are assigned in, for application recorders).
+        self.insert_events_statement = (
+            f"INSERT INTO {self.events_table_name} "
+            "(originator_id, originator_version, topic, state) "
+            "SELECT i, v, t, s FROM unnest("
+            "%s::uuid[], %s::integer[], %s::text[], %s::bytea[]"
+            ") WITH ORDINALITY AS batch(i, v, t, s, n) ORDER BY n"
+        )
+        self.select_events_statement = (
+            "SELECT originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} WHERE originator_id = %s"
+        )
+        self._select_statements: Dict[tuple[bool, bool, bool, bool], str] = {}
+
+    def construct_create_table_statements(self) -> List[str]:
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.events_table_name} ("
+            "originator_id uuid NOT NULL, "
+            "originator_version integer NOT NULL, "
+            "topic text, "
+            "state bytea, "
+            "PRIMARY KEY (originator_id, originator_version)) "
+            "WITH (autovacuum_enabled=false)"
+        ]
+
+    def create_table(self) -> None:
+        """Creates the table (and index) if they don't exist."""
+
+        def work(pg: psycopg.Connection[Any]) -> None:
+            pg.execute("BEGIN")
+            # CREATE ... IF NOT EXISTS is not safe against itself: two
+            # processes starting at once can both try, and one fails on the
+            # catalog's unique index. The advisory lock makes them take turns.
+            pg.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                ("eventsourcing_rs.create_table:" + self.events_table_name,),
+            )
+            for statement in self.create_table_statements:
+                pg.execute(statement.encode())
+            pg.commit()
+
+        self.datastore._run(
+            f"Creating table '{self.events_table_name}' failed", work, retry=False
+        )
+
+    def insert_events(
+        self, stored_events: List[StoredEvent], **kwargs: Any
+    ) -> Optional[Sequence[int]]:
+        """Inserts the events in one statement: all of them or none.
+
+        An event at a version its aggregate already has (in the table, or
+        twice in ``stored_events``) raises :class:`IntegrityError`."""
+        if not stored_events:
+            return None
+        params = _batch_params(stored_events)
+
+        def work(pg: psycopg.Connection[Any]) -> None:
+            # Autocommit: the single statement is its own transaction.
+            pg.execute(self.insert_events_statement, params)
+
+        self._run_insert(work, retry=False)
+        return None
+
+    def _run_insert(self, work: Callable[[psycopg.Connection[Any]], T], retry: bool) -> T:
+        try:
+            return self.datastore._run(
+                f"Inserting events into table '{self.events_table_name}' failed",
+                work,
+                retry=retry,
+            )
+        except IntegrityError as error:
+            raise self._describe_conflict(error) from error.__cause__
+
+    def _describe_conflict(self, error: IntegrityError) -> IntegrityError:
+        cause = error.__cause__
+        if isinstance(cause, psycopg.errors.UniqueViolation):
+            match = _EVENT_KEY_DETAIL.search(cause.diag.message_detail or "")
+            if match and cause.diag.table_name == _unqualified(self.events_table_name):
+                return IntegrityError(
+                    f"event at version {match['version']} of aggregate "
+                    f"{match['id']} is already recorded "
+                    f"(table '{self.events_table_name}')"
+                )
+        return error
+
+    def select_events(
+        self,
+        originator_id: UUID,
+        gt: Optional[int] = None,
+        lte: Optional[int] = None,
+        desc: bool = False,
+        limit: Optional[int] = None,
+    ) -> List[StoredEvent]:
+        params: List[Any] = [originator_id]
+        if gt is not None:
+            params.append(gt)
+        if lte is not None:
+            params.append(lte)
+        if limit is not None:
+            params.append(limit)
+        statement = self._select_statement(
+            gt is not None, lte is not None, desc, limit is not None
+        )
+
+        def work(pg: psycopg.Connection[Any]) -> List[StoredEvent]:
+            rows = pg.execute(statement, params).fetchall()
+            return [StoredEvent(i, v, t, s) for i, v, t, s in rows]
+
+        return self.datastore._run(
+            f"Selecting events from table '{self.events_table_name}' failed", work
+        )
+
+    def _select_statement(self, gt: bool, lte: bool, desc: bool, limit: bool) -> str:
+        # Keyed by the base statement too, in case it was replaced.
+        key = (gt, lte, desc, limit)
+        cached = self._select_statements.get(key)
+        if cached is not None and cached.startswith(self.select_events_statement):
+            return cached
+        parts = [self.select_events_statement]
+        if gt:
+            parts.append("AND originator_version > %s")
+        if lte:
+            parts.append("AND originator_version <= %s")
+        parts.append("ORDER BY originator_version DESC" if desc else "ORDER BY originator_version ASC")
+        if limit:
+            parts.append("LIMIT %s")
+        statement = " ".join(parts)
+        self._select_statements[key] = statement
+        return statement
+
+
+def _batch_params(stored_events: Sequence[StoredEvent]) -> tuple[Any, ...]:
+    return (
+        [e.originator_id for e in stored_events],
+        [e.originator_version for e in stored_events],
+        [e.topic for e in stored_events],
+        [e.state for e in stored_events],
+    )
+
+
+class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder):
+    """Records stored events in a PostgreSQL table, numbering them with a
+    ``notification_id`` (a SERIAL column with a unique index, as in 9.1)."""
+
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        events_table_name: str = "stored_events",
+    ):
+        super().__init__(datastore, events_table_name)
+        self.insert_events_statement += " RETURNING notification_id"
+        self.lock_table_statement = (
+            f"LOCK TABLE {self.events_table_name} IN EXCLUSIVE MODE"
+        )
+        self.select_notifications_statement = (
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            f"FROM {self.events_table_name} "
+            "WHERE notification_id >= %s ORDER BY notification_id LIMIT %s"
+        )
+        self.max_notification_id_statement = (
+            f"SELECT MAX(notification_id) FROM {self.events_table_name}"
+        )
+        # LISTEN/NOTIFY: None until enable_notify() names a channel.
+        self.notify_channel: Optional[str] = None
+
+    def construct_create_table_statements(self) -> List[str]:
+        index_name = _unqualified(self.events_table_name) + "_notification_id_idx"
+        return [
+            f"CREATE TABLE IF NOT EXISTS {self.events_table_name} ("
+            "originator_id uuid NOT NULL, "
+            "originator_version integer NOT NULL, "
+            "topic text, "
+            "state bytea, "
+            "notification_id SERIAL, "
+            "PRIMARY KEY (originator_id, originator_version)) "
+            "WITH (autovacuum_enabled=false)",
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {index_name} "
+            f"ON {self.events_table_name} (notification_id ASC)",
+        ]
+
+    def enable_notify(self, channel: Optional[str] = None) -> str:
+        """From now on, each insert that records events also sends
+        ``NOTIFY channel`` (by default the table's name), with the last new
+        notification id as payload, in the same transaction: listeners hear
+        of the events only once they are committed, and never of a rolled
+        back insert. Returns the channel's name."""
+        self.notify_channel = channel or _unqualified(self.events_table_name)
+        return self.notify_channel
+
+    def insert_events(
+        self, stored_events: List[StoredEvent], **kwargs: Any
+    ) -> Optional[Sequence[int]]:
+        """Inserts the events (and the ``tracking`` record, for a process
+        recorder) in one transaction, all or nothing, and returns their
+        notification ids in the order of ``stored_events``."""
+        tracking: Optional[Tracking] = kwargs.get("tracking")
+        if not stored_events and tracking is None:
+            return []
+        params = _batch_params(stored_events) if stored_events else None
+        lock_timeout = _milliseconds(self.datastore.lock_timeout)
+
+        def work(pg: psycopg.Connection[Any]) -> List[int]:
+            events_cursor = pg.cursor()
+            tracking_cursor = pg.cursor()
+            # One round trip for everything up to the commit. The commit
+            # goes on its own so that a failure before it is certain to
+            # have changed nothing (and may be retried on a new connection).
+            with pg.pipeline():
+                pg.execute("BEGIN")
+                pg.execute(f"SET LOCAL lock_timeout = {lock_timeout}")
+                # Notification ids come from a sequence as rows are
+                # inserted, but become visible when transactions commit, in
+                # whatever order that happens. Without a lock, a reader
+                # could see id 12 committed before id 11 is, move past 11,
+                # and never see it. EXCLUSIVE mode lets one writer in at a
+                # time, from taking ids to committing them, so ids are
+                # committed in order; reads (ACCESS SHARE) are not blocked.
+                # It is also the lock 9.1 takes, so its writers and ours
+                # serialise with each other on a shared table.
+                pg.execute(self.lock_table_statement)
+                if tracking is not None:
+                    self._insert_tracking(tracking_cursor, tracking)
+                if params is not None:
+                    events_cursor.execute(self.insert_events_statement, params)
+            if tracking is not None:
+                self._check_tracking_inserted(pg, tracking_cursor, tracking)
+            notification_ids = (
+                [row[0] for row in events_cursor.fetchall()] if params else []
+            )
+            if self.notify_channel is not None and notification_ids:
+                pg.execute(
+                    "SELECT pg_notify(%s, %s)",
+                    (self.notify_channel, str(max(notification_ids))),
+                )
+            pg.commit()
+            # Ids are taken in batch order, so sorting gives them in the
+            # order of the events, whatever order RETURNING used.
+            notification_ids.sort()
+            return notification_ids
+
+        return self._run_insert(work, retry=True)
+
+    def _insert_tracking(self, cursor: psycopg.Cursor[Any], tracking: Tracking) -> None:
+        raise AssertionError(
+            f"{type(self).__name__} records no tracking; use a process recorder"
+        )
+
+    def _check_tracking_inserted(
+        self, pg: psycopg.Connection[Any], cursor: psycopg.Cursor[Any], tracking: Tracking
+    ) -> None:
+        pass
+
+    def select_notifications(self, start: int, limit: int) -> List[Notification]:
+        """Returns up to ``limit`` notifications with ids from ``start``."""
+
+        def work(pg: psycopg.Connection[Any]) -> List[Notification]:
+            rows = pg.execute(self.select_notifications_statement, (start, limit))
+            return [
+                Notification(id=n, originator_id=i, originator_version=v, topic=t, state=s)
+                for n, i, v, t, s in rows.fetchall()
+            ]
+
+        return self.datastore._run(
+            f"Selecting notifications from table '{self.events_table_name}' failed",
+            work,
+        )
+
+    def max_notification_id(self) -> int:
+        """Returns the largest notification id, or 0 when there is none."""
+
+        def work(pg: psycopg.Connection[Any]) -> int:
+            row = pg.execute(self.max_notification_id_statement).fetchone()
+            return (row[0] if row else None) or 0
+
+        return self.datastore._run(
+            "Selecting the max notification id from table "
+            f"'{self.events_table_name}' failed",
+            work,
+        )
+
+
+class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
+    """Records stored events and, in the same transaction, tracking
+    records: which notification of which application they came from."""
+
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        events_table_name: str,
+        tracking_table_name: str,
+    ):
+        self.tracking_table_name = _check_table_name(tracking_table_name)
+        super().__init__(datastore, events_table_name)
+        # Refuses a position at or below the last one recorded (not only an
+        # equal one, which the key would refuse anyway): going backwards
+        # would mean processing notifications twice. Safe from races because
+        # it runs under the events table's lock.
+        self.insert_tracking_statement = (
+            f"INSERT INTO {self.tracking_table_name} (application_name, notification_id) "
+            "SELECT %(name)s, %(id)s WHERE NOT EXISTS ("
+            f"SELECT 1 FROM {self.tracking_table_name} "
+            "WHERE application_name = %(name)s AND notification_id >= %(id)s)"
+        )
+        self.max_tracking_id_statement = (
+            f"SELECT MAX(notification_id) FROM {self.tracking_table_name} "
+            "WHERE application_name = %s"
+        )
+
+    def construct_create_table_statements(self) -> List[str]:
+        statements = super().construct_create_table_statements()
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {self.tracking_table_name} ("
+            "application_name text, "
+            "notification_id int, "
+            "PRIMARY KEY (application_name, notification_id))"
+        )
+        return statements
+
+    def _insert_tracking(self, cursor: psycopg.Cursor[Any], tracking: Tracking) -> None:
+        cursor.execute(
+            self.insert_tracking_statement,
+            {"name": tracking.application_name, "id": tracking.notification_id},
+        )
+
+    def _check_tracking_inserted(
+        self, pg: psycopg.Connection[Any], cursor: psycopg.Cursor[Any], tracking: Tracking
+    ) -> None:
+        if cursor.rowcount == 1:
+            return
+        row = pg.execute(
+            self.max_tracking_id_statement, (tracking.application_name,)
+        ).fetchone()
+        last = (row[0] if row else None) or 0
+        # Raised inside the transaction, which is then rolled back.
+        raise IntegrityError(
+            f"notification {tracking.notification_id} of application "
+            f"'{tracking.application_name}' is already processed (last tracked "
+            f"id is {last}; table '{self.tracking_table_name}')"
+        )
+
+    def max_tracking_id(self, application_name: str) -> int:
+        """Returns the last notification id processed from the named
+        application, or 0."""
+
+        def work(pg: psycopg.Connection[Any]) -> int:
+            row = pg.execute(self.max_tracking_id_statement, (application_name,)).fetchone()
+            return (row[0] if row else None) or 0
+
+        return self.datastore._run(
+            "Selecting the max tracking id from table "
+            f"'{self.tracking_table_name}' failed",
+            work,
+        )
+
+
+class Factory(InfrastructureFactory):
+    """Builds PostgreSQL recorders from the environment.
+
+    ``POSTGRES_DBNAME``, ``POSTGRES_HOST``, ``POSTGRES_USER`` and
+    ``POSTGRES_PASSWORD`` are required; ``POSTGRES_PORT`` defaults to 5432.
+    Optional: ``POSTGRES_CONN_MAX_AGE``, ``POSTGRES_PRE_PING``,
+    ``POSTGRES_LOCK_TIMEOUT``, ``POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT``
+    (see :class:`PostgresDatastore`) and ``CREATE_TABLE`` (yes by default).
+    Each may be prefixed with the upper-cased application name.
+
+    Tables are named after the application: ``<name>_events``,
+    ``<name>_snapshots`` and ``<name>_tracking`` (lower case), or
+    ``stored_events`` and ``notification_tracking`` without a name.
+    """
+
+    POSTGRES_DBNAME = "POSTGRES_DBNAME"
+    POSTGRES_HOST = "POSTGRES_HOST"
+    POSTGRES_PORT = "POSTGRES_PORT"
+    POSTGRES_USER = "POSTGRES_USER"
+    POSTGRES_PASSWORD = "POSTGRES_PASSWORD"
+    POSTGRES_CONN_MAX_AGE = "POSTGRES_CONN_MAX_AGE"
+    POSTGRES_PRE_PING = "POSTGRES_PRE_PING"
+    POSTGRES_LOCK_TIMEOUT = "POSTGRES_LOCK_TIMEOUT"
+    POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT = (
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT"
+    )
+    CREATE_TABLE = "CREATE_TABLE"
+
+    def __init__(self, application_name: str, env: Mapping[str, str]):
+        super().__init__(application_name, env)
+        dbname = self._required(self.POSTGRES_DBNAME, "database name")
+        host = self._required(self.POSTGRES_HOST, "host")
+        port = self.getenv(self.POSTGRES_PORT) or "5432"
+        user = self._required(self.POSTGRES_USER, "user")
+        password = self._required(self.POSTGRES_PASSWORD, "password")
+        conn_max_age_text = self.getenv(self.POSTGRES_CONN_MAX_AGE) or ""
+        conn_max_age = (
+            self._seconds(self.POSTGRES_CONN_MAX_AGE, conn_max_age_text)
+            if conn_max_age_text
+            else None
+        )
+        pre_ping = bool(strtobool(self.getenv(self.POSTGRES_PRE_PING) or "no"))
+        lock_timeout = self._seconds(
+            self.POSTGRES_LOCK_TIMEOUT,
+            self.getenv(self.POSTGRES_LOCK_TIMEOUT) or "0",
+        )
+        idle_timeout = self._seconds(
+            self.POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+            self.getenv(self.POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT) or "0",
+        )
+        self.datastore = PostgresDatastore(
+            dbname=dbname,
+            host=host,
+            port=port,
+            user=user,
+            password=password,
+            conn_max_age=conn_max_age,
+            pre_ping=pre_ping,
+            lock_timeout=lock_timeout,
+            idle_in_transaction_session_timeout=idle_timeout,
+        )
+
+    def _required(self, key: str, what: str) -> str:
+        value = self.getenv(key)
+        if value is None:
+            raise EnvironmentError(
+                f"Postgres {what} not found in environment with key '{key}'"
+            )
+        return value
+
+    @staticmethod
+    def _seconds(key: str, text: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise EnvironmentError(
+                f"Postgres environment value for key '{key}' is invalid. "
+                f"If set, a float or empty string is expected: '{text}'"
+            ) from None
+
+    def _table_prefix(self, default: str) -> str:
+        return self.application_name.lower() or default
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        recorder = PostgresAggregateRecorder(
+            datastore=self.datastore,
+            events_table_name=f"{self._table_prefix('stored')}_{purpose}",
+        )
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder
+
+    def application_recorder(self) -> ApplicationRecorder:
+        recorder = PostgresApplicationRecorder(
+            datastore=self.datastore,
+            events_table_name=f"{self._table_prefix('stored')}_events",
+        )
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder
+
+    def process_recorder(self) -> ProcessRecorder:
+        recorder = PostgresProcessRecorder(
+            datastore=self.datastore,
+            events_table_name=f"{self._table_prefix('stored')}_events",
+            tracking_table_name=f"{self._table_prefix('notification')}_tracking",
+        )
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder
+
+    def env_create_table(self) -> bool:
+        """Whether ``CREATE_TABLE`` asks for tables to be created (it does
+        unless set to a false value)."""
+        return bool(strtobool(self.getenv(self.CREATE_TABLE) or "yes"))
+
+
+__all__ = [
+    "Connection",
+    "Factory",
+    "PostgresAggregateRecorder",
+    "PostgresApplicationRecorder",
+    "PostgresDatastore",
+    "PostgresProcessRecorder",
+    "Transaction",
+]

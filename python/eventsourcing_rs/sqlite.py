@@ -1,0 +1,210 @@
+"""SQLite persistence, the embedded store.
+
+The recorders here keep the reference library's tables (so either library
+opens a database the other wrote) and do their work in Rust, with the GIL
+released while the database is busy. Select with the environment::
+
+    INFRASTRUCTURE_FACTORY=eventsourcing_rs.sqlite:Factory
+    SQLITE_DBNAME=/path/to/file.db     # or :memory:, or a file: URI
+    SQLITE_LOCK_TIMEOUT=5              # seconds to wait for a lock
+    CREATE_TABLE=yes
+
+File databases are put in WAL mode, and every commit is synced to disk
+before ``insert_events`` returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Mapping, Optional, Sequence
+from uuid import UUID
+
+from eventsourcing_rs import _core
+from eventsourcing_rs.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    InfrastructureFactory,
+    Notification,
+    ProcessRecorder,
+    StoredEvent,
+    Tracking,
+)
+from eventsourcing_rs.utils import strtobool
+
+SQLITE3_DEFAULT_LOCK_TIMEOUT = 5
+
+# A transaction for raw SQL, as ``SQLiteDatastore.transaction()`` returns:
+# a context manager whose ``__enter__`` gives an object with ``execute``,
+# ``executemany``, ``fetchone``, ``fetchmany`` and ``fetchall``.
+Transaction = _core.SQLiteTransaction
+
+
+class SQLiteDatastore:
+    """One SQLite database and the connections to it.
+
+    ``db_name`` is a file path, ``:memory:``, or a URI such as
+    ``file:NAME?mode=memory&cache=shared``. ``lock_timeout`` is the number
+    of seconds to wait for another connection's lock (5 when not given).
+    Connections are opened when first needed.
+    """
+
+    def __init__(self, db_name: str, lock_timeout: Optional[int] = None):
+        self.db_name = db_name
+        self.lock_timeout = lock_timeout
+        self.is_sqlite_memory_mode = self.detect_memory_mode(db_name)
+        self._datastore = _core.SQLiteDatastore(db_name, lock_timeout)
+
+    def detect_memory_mode(self, db_name: Optional[str]) -> bool:
+        """Whether ``db_name`` names an in-memory database."""
+        return bool(db_name) and (":memory:" in db_name or "mode=memory" in db_name)
+
+    @property
+    def is_journal_mode_wal(self) -> bool:
+        """Whether the database file was found, or put, in WAL mode."""
+        return self._datastore.is_journal_mode_wal
+
+    @property
+    def journal_mode_was_changed_to_wal(self) -> bool:
+        """Whether this datastore put the database file in WAL mode."""
+        return self._datastore.journal_mode_was_changed_to_wal
+
+    def transaction(self, commit: bool = False) -> Any:
+        """A transaction for raw SQL, used as a context manager; it commits
+        at the end only when ``commit`` is true and nothing was raised."""
+        return self._datastore.transaction(commit)
+
+    def close_all_connections(self) -> None:
+        """Closes the open connections (an in-memory database is then
+        gone); new ones are opened when next needed."""
+        self._datastore.close_all_connections()
+
+
+class SQLiteAggregateRecorder(AggregateRecorder):
+    """Records aggregates' stored events in an SQLite table."""
+
+    _kind = "aggregate"
+
+    def __init__(
+        self,
+        datastore: SQLiteDatastore,
+        events_table_name: str = "stored_events",
+    ):
+        if not isinstance(datastore, SQLiteDatastore):
+            raise TypeError(f"Not an SQLiteDatastore: {datastore!r}")
+        self.datastore = datastore
+        self.events_table_name = events_table_name
+        self._recorder = _core.SQLiteRecorder(
+            datastore._datastore, events_table_name, self._kind
+        )
+        self.create_table_statements = self.construct_create_table_statements()
+
+    def construct_create_table_statements(self) -> List[str]:
+        """The statements ``create_table()`` runs."""
+        return list(self._recorder.create_table_statements())
+
+    def create_table(self) -> None:
+        """Creates the tables if they do not exist, and checks that they
+        have the shape this recorder needs."""
+        self._recorder.create_table(self.create_table_statements)
+
+    def insert_events(
+        self, stored_events: List[StoredEvent], **kwargs: Any
+    ) -> Optional[Sequence[int]]:
+        tracking: Optional[Tracking] = kwargs.get("tracking")
+        return self._recorder.insert_events(stored_events, tracking)
+
+    def select_events(
+        self,
+        originator_id: UUID,
+        gt: Optional[int] = None,
+        lte: Optional[int] = None,
+        desc: bool = False,
+        limit: Optional[int] = None,
+    ) -> List[StoredEvent]:
+        return self._recorder.select_events(originator_id, gt, lte, desc, limit)
+
+
+class SQLiteApplicationRecorder(SQLiteAggregateRecorder, ApplicationRecorder):
+    """Records stored events in an SQLite table, numbered as
+    notifications by the table's rowid."""
+
+    _kind = "application"
+
+    def select_notifications(self, start: int, limit: int) -> List[Notification]:
+        return self._recorder.select_notifications(start, limit)
+
+    def max_notification_id(self) -> int:
+        return self._recorder.max_notification_id()
+
+
+class SQLiteProcessRecorder(SQLiteApplicationRecorder, ProcessRecorder):
+    """Records stored events and, in the same transaction, tracking
+    records in the ``tracking`` table."""
+
+    _kind = "process"
+
+    def max_tracking_id(self, application_name: str) -> int:
+        return self._recorder.max_tracking_id(application_name)
+
+
+class Factory(InfrastructureFactory):
+    """Builds SQLite recorders from the environment."""
+
+    SQLITE_DBNAME = "SQLITE_DBNAME"
+    SQLITE_LOCK_TIMEOUT = "SQLITE_LOCK_TIMEOUT"
+    CREATE_TABLE = "CREATE_TABLE"
+
+    def __init__(self, application_name: str, env: Mapping[str, str]):
+        super().__init__(application_name, env)
+        db_name = self.getenv(self.SQLITE_DBNAME)
+        if not db_name:
+            raise EnvironmentError(
+                "SQLite database name not found in environment "
+                f"with key '{self.SQLITE_DBNAME}'"
+            )
+        timeout_text = (self.getenv(self.SQLITE_LOCK_TIMEOUT) or "").strip()
+        lock_timeout: Optional[int] = None
+        if timeout_text:
+            try:
+                lock_timeout = int(timeout_text)
+            except ValueError:
+                raise EnvironmentError(
+                    f"SQLite environment value for key '{self.SQLITE_LOCK_TIMEOUT}' "
+                    "is invalid. If set, an int or empty string is expected: "
+                    f"'{timeout_text}'"
+                ) from None
+        self.datastore = SQLiteDatastore(db_name=db_name, lock_timeout=lock_timeout)
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        recorder = SQLiteAggregateRecorder(
+            datastore=self.datastore, events_table_name="stored_" + purpose
+        )
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder
+
+    def application_recorder(self) -> ApplicationRecorder:
+        recorder = SQLiteApplicationRecorder(datastore=self.datastore)
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder
+
+    def process_recorder(self) -> ProcessRecorder:
+        recorder = SQLiteProcessRecorder(datastore=self.datastore)
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder
+
+    def env_create_table(self) -> bool:
+        """Whether ``CREATE_TABLE`` asks for tables (it does by default)."""
+        value = self.getenv(self.CREATE_TABLE, "yes") or "yes"
+        return bool(strtobool(value))
+
+
+__all__ = [
+    "Factory",
+    "SQLiteAggregateRecorder",
+    "SQLiteApplicationRecorder",
+    "SQLiteDatastore",
+    "SQLiteProcessRecorder",
+    "Transaction",
+]
