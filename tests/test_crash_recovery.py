@@ -66,12 +66,11 @@ def test_killed_mid_work_then_restarted_processes_each_order_once(
         child.wait(10)
 
         runner = runner_cls(System(pipes=PIPES))
-        runner.start()
-        if isinstance(runner, SingleThreadedRunner):
-            runner.receive_prompt("Orders")
+        runner.start()  # catches up on what the killed process left
         orders = runner.get(Orders)
         placed = numbers(orders)
         payments = runner.get(Payments)
+        followers = {cls: runner.get(cls) for cls in (Reservations, Payments)}
 
         deadline = time.monotonic() + 30
         while payments.recorder.max_notification_id() < len(placed):
@@ -83,6 +82,6 @@ def test_killed_mid_work_then_restarted_processes_each_order_once(
         assert len(placed) >= 300
         assert placed == list(range(len(placed)))
         for follower in (Reservations, Payments):
-            counts = Counter(numbers(runner.get(follower)))
+            counts = Counter(numbers(followers[follower]))
             assert sorted(counts) == placed, follower.__name__
             assert set(counts.values()) == {1}, f"{follower.__name__} duplicated"

@@ -209,9 +209,10 @@ class TestMultiThreadedRunnerErrors:
         wait_for(lambda: payments.recorder.max_notification_id() == 6)
         runner.get(Orders).place(6)
         wait_for(lambda: payments.recorder.max_notification_id() == 7)
+        reservations = runner.get(Reservations)
         runner.stop()
         assert numbers(payments) == list(range(7))
-        assert numbers(runner.get(Reservations)) == list(range(7))
+        assert numbers(reservations) == list(range(7))
 
     def test_failed_start_stops_threads(self) -> None:
         class Broken(Reservations):
@@ -235,11 +236,12 @@ def test_exactly_once_across_restart_on_sqlite_files(
         for i in range(round_ * 20, round_ * 20 + 20):
             orders.place(i)
         payments = runner.get(Payments)
+        reservations = runner.get(Reservations)
         expected = 20 * (round_ + 1)
         wait_for(lambda p=payments, e=expected: p.recorder.max_notification_id() == e)
         runner.stop()
     assert numbers(payments) == list(range(60))
-    assert numbers(runner.get(Reservations)) == list(range(60))
+    assert numbers(reservations) == list(range(60))
 
 
 def test_recording_a_notification_twice_is_refused() -> None:

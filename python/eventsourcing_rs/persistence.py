@@ -227,6 +227,32 @@ class Mapper(Generic[TDomainEvent]):
         self.compressor = compressor
         self.cipher = cipher
         self._topics: Dict[type, str] = {}
+        self._use_rust_mapper()
+
+    def _use_rust_mapper(self) -> None:
+        # With the stock JSON transcoder, both conversions run in Rust in
+        # one call each. A subclass overriding either method, or another
+        # transcoder, keeps the Python path below.
+        transcoder = self.transcoder
+        if not (
+            isinstance(transcoder, JSONTranscoder)
+            and type(transcoder).encode is JSONTranscoder.encode
+            and type(transcoder).decode is JSONTranscoder.decode
+        ):
+            return
+        fast = _core.EventMapper(
+            transcoder._codec,
+            transcoder,
+            self.compressor,
+            self.cipher,
+            get_topic,
+            resolve_topic,
+        )
+        cls = type(self)
+        if cls.from_domain_event is Mapper.from_domain_event:
+            self.from_domain_event = fast.from_domain_event  # type: ignore[method-assign]
+        if cls.to_domain_event is Mapper.to_domain_event:
+            self.to_domain_event = fast.to_domain_event  # type: ignore[method-assign]
 
     def from_domain_event(self, domain_event: TDomainEvent) -> StoredEvent:
         """Returns a :class:`StoredEvent` for ``domain_event``."""

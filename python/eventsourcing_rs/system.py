@@ -375,6 +375,24 @@ def _processing_error(
     return wrapped
 
 
+def _behind(
+    system: System, apps: Dict[str, Application], only: Optional[str] = None
+) -> List[str]:
+    """Leaders with notifications some follower (or ``only`` that one) has
+    not processed yet."""
+    names: List[str] = []
+    for leader_name, follower_name in system.edges:
+        if only is not None and follower_name != only:
+            continue
+        follower = apps[follower_name]
+        assert isinstance(follower, Follower)
+        recorded = apps[leader_name].recorder.max_notification_id()
+        if recorded > follower.recorder.max_tracking_id(leader_name):
+            if leader_name not in names:
+                names.append(leader_name)
+    return names
+
+
 class SingleThreadedRunner(Runner, Promptable):
     """Runs a system in the caller's thread: saving events in a leader
     processes them through its followers before ``save`` returns.
@@ -404,6 +422,10 @@ class SingleThreadedRunner(Runner, Promptable):
             assert isinstance(follower, Follower)
             leader.lead(self)
             follower.follow(type(leader).__name__, leader.log)
+        # Catch up on anything recorded while the system was not running
+        # (after a crash, say); any error propagates as it would from save.
+        for leader_name in _behind(self.system, self.apps):
+            self.receive_prompt(leader_name)
 
     def receive_prompt(self, leader_name: str) -> None:
         """Queues the prompt, then (unless already prompting, further up
@@ -481,13 +503,9 @@ class MultiThreadedRunner(Runner):
             assert isinstance(follower, Follower)
             follower.follow(type(leader).__name__, leader.log)
             leader.lead(self.threads[follower_name])
-        # Catch up on anything recorded before the runner started.
+        # Catch up on anything recorded while the system was not running.
         for leader_name, follower_name in self.system.edges:
-            leader = self.apps[leader_name]
-            follower = self.apps[follower_name]
-            assert isinstance(follower, Follower)
-            recorded = leader.recorder.max_notification_id()
-            if recorded > follower.recorder.max_tracking_id(leader_name):
+            if leader_name in _behind(self.system, self.apps, follower_name):
                 self.threads[follower_name].receive_prompt(leader_name)
 
     def _stop_threads(self) -> None:

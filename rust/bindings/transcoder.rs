@@ -14,8 +14,9 @@ use super::uuids::{u128_to_uuid, uuid_class};
 use crate::core::float_repr::python_float_repr;
 use crate::core::json::{self, Value};
 
-/// Deep enough for any real event; stops runaway or circular structures.
-const MAX_DEPTH: usize = 512;
+/// As deep as Python's json encodes under the default recursion limit
+/// (about a thousand levels); stops runaway structures.
+const MAX_DEPTH: usize = 1000;
 
 static DECIMAL_CLS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DATETIME_CLS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -58,6 +59,47 @@ fn native_kind(kind: &str) -> PyResult<Native> {
 }
 
 impl JsonCodec {
+    /// Encodes an event's attribute dict as the mapper stores it: without
+    /// the keys in `skip`, and with `extra` appended, exactly as encoding a
+    /// copy with those keys popped and `extra` added would.
+    pub fn encode_state(
+        &self,
+        dict: &Bound<'_, PyDict>,
+        skip: &[&str],
+        extra: Option<(&str, &Bound<'_, PyAny>)>,
+    ) -> PyResult<Vec<u8>> {
+        let mut out = Vec::with_capacity(128);
+        let mut path = vec![dict.as_ptr() as usize];
+        out.push(b'{');
+        let mut first = true;
+        for (k, v) in dict.iter() {
+            if let Ok(key) = k.cast::<PyString>() {
+                if let Ok(text) = key.to_str() {
+                    if skip.contains(&text) {
+                        continue;
+                    }
+                }
+            }
+            if !first {
+                out.extend_from_slice(b", ");
+            }
+            first = false;
+            write_key(&k, &mut out)?;
+            out.extend_from_slice(b": ");
+            self.write(&v, &mut out, &mut path)?;
+        }
+        if let Some((key, value)) = extra {
+            if !first {
+                out.extend_from_slice(b", ");
+            }
+            json::write_str(&mut out, key);
+            out.extend_from_slice(b": ");
+            self.write(value, &mut out, &mut path)?;
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+
     fn add(&mut self, ty: Bound<'_, PyType>, name: String, make: impl Fn() -> Codec) {
         self.by_type.insert(
             ty.as_ptr() as usize,
@@ -109,7 +151,7 @@ impl JsonCodec {
 
     fn encode<'py>(&self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
         let mut out = Vec::with_capacity(128);
-        self.write(obj, &mut out, 0)?;
+        self.write(obj, &mut out, &mut Vec::new())?;
         Ok(PyBytes::new(obj.py(), &out))
     }
 
@@ -117,7 +159,7 @@ impl JsonCodec {
     /// "invalid JSON: ", for text this parser does not accept; the Python
     /// side retries those with the `json` module, which also accepts lone
     /// surrogates in strings and deeper nesting.
-    fn decode<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
+    pub fn decode<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
         let value =
             json::parse(data).map_err(|e| PyValueError::new_err(format!("invalid JSON: {e}")))?;
         self.to_python(py, value)
@@ -125,12 +167,15 @@ impl JsonCodec {
 }
 
 impl JsonCodec {
-    fn write(&self, obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> PyResult<()> {
-        if depth > MAX_DEPTH {
-            return Err(PyValueError::new_err(
-                "Circular reference detected (or nesting deeper than 512 levels)",
-            ));
-        }
+    /// Appends the JSON text of `obj`. `path` holds the addresses of the
+    /// containers (and transcoded objects) being written around it, which
+    /// is how json detects circular references.
+    fn write(
+        &self,
+        obj: &Bound<'_, PyAny>,
+        out: &mut Vec<u8>,
+        path: &mut Vec<usize>,
+    ) -> PyResult<()> {
         let py = obj.py();
         if obj.is_none() {
             out.extend_from_slice(b"null");
@@ -143,21 +188,30 @@ impl JsonCodec {
         } else if let Ok(f) = obj.cast::<PyFloat>() {
             write_float(f.value(), out);
         } else if let Ok(list) = obj.cast_exact::<PyList>() {
-            self.write_seq(list.iter(), out, depth)?;
+            enter(obj, path)?;
+            self.write_seq(list.iter(), out, path)?;
+            path.pop();
         } else if let Ok(tuple) = obj.cast_exact::<PyTuple>() {
-            self.write_seq(tuple.iter(), out, depth)?;
+            enter(obj, path)?;
+            self.write_seq(tuple.iter(), out, path)?;
+            path.pop();
         } else if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
             // Like json, subclasses are encoded by iterating them.
+            enter(obj, path)?;
             let items = obj.try_iter()?.collect::<PyResult<Vec<_>>>()?;
-            self.write_seq(items.into_iter(), out, depth)?;
+            self.write_seq(items.into_iter(), out, path)?;
+            path.pop();
         } else if let Ok(dict) = obj.cast_exact::<PyDict>() {
-            self.write_members(dict.iter().map(Ok), out, depth)?;
+            enter(obj, path)?;
+            self.write_members(dict.iter().map(Ok), out, path)?;
+            path.pop();
         } else if let Ok(dict) = obj.cast::<PyDict>() {
             // Like json, a subclass's own items() gives its members (when
             // it holds any).
             if dict.is_empty() {
                 out.extend_from_slice(b"{}");
             } else {
+                enter(obj, path)?;
                 let items = obj.call_method0(intern!(py, "items"))?;
                 let members = items.try_iter()?.map(|item| {
                     let item = item?;
@@ -166,10 +220,11 @@ impl JsonCodec {
                         _ => Err(PyValueError::new_err("items must return 2-tuples")),
                     }
                 });
-                self.write_members(members, out, depth)?;
+                self.write_members(members, out, path)?;
+                path.pop();
             }
         } else {
-            self.write_transcoded(obj, out, depth)?;
+            self.write_transcoded(obj, out, path)?;
         }
         Ok(())
     }
@@ -178,7 +233,7 @@ impl JsonCodec {
         &self,
         members: impl Iterator<Item = PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)>>,
         out: &mut Vec<u8>,
-        depth: usize,
+        path: &mut Vec<usize>,
     ) -> PyResult<()> {
         out.push(b'{');
         for (i, member) in members.enumerate() {
@@ -188,7 +243,7 @@ impl JsonCodec {
             }
             write_key(&k, out)?;
             out.extend_from_slice(b": ");
-            self.write(&v, out, depth + 1)?;
+            self.write(&v, out, path)?;
         }
         out.push(b'}');
         Ok(())
@@ -198,14 +253,14 @@ impl JsonCodec {
         &self,
         items: impl Iterator<Item = Bound<'py, PyAny>>,
         out: &mut Vec<u8>,
-        depth: usize,
+        path: &mut Vec<usize>,
     ) -> PyResult<()> {
         out.push(b'[');
         for (i, item) in items.enumerate() {
             if i > 0 {
                 out.extend_from_slice(b", ");
             }
-            self.write(&item, out, depth + 1)?;
+            self.write(&item, out, path)?;
         }
         out.push(b']');
         Ok(())
@@ -215,7 +270,7 @@ impl JsonCodec {
         &self,
         obj: &Bound<'_, PyAny>,
         out: &mut Vec<u8>,
-        depth: usize,
+        path: &mut Vec<usize>,
     ) -> PyResult<()> {
         let py = obj.py();
         let ty = obj.get_type();
@@ -240,8 +295,10 @@ impl JsonCodec {
                 write_py_str(text.cast::<PyString>()?, out)?;
             }
             Codec::Custom(t) => {
+                enter(obj, path)?;
                 let data = t.bind(py).call_method1(intern!(py, "encode"), (obj,))?;
-                self.write(&data, out, depth + 1)?;
+                self.write(&data, out, path)?;
+                path.pop();
             }
         }
         out.push(b'}');
@@ -341,6 +398,23 @@ impl JsonCodec {
                 .call_method1(intern!(py, "decode"), (self.to_python(py, data)?,)),
         }
     }
+}
+
+/// Notes that `obj` is being written, failing as json does when it is
+/// already being written further out (a circular reference), or when the
+/// nesting is too deep to follow.
+fn enter(obj: &Bound<'_, PyAny>, path: &mut Vec<usize>) -> PyResult<()> {
+    let address = obj.as_ptr() as usize;
+    if path.contains(&address) {
+        return Err(PyValueError::new_err("Circular reference detected"));
+    }
+    if path.len() >= MAX_DEPTH {
+        return Err(PyValueError::new_err(format!(
+            "Nesting deeper than {MAX_DEPTH} levels"
+        )));
+    }
+    path.push(address);
+    Ok(())
 }
 
 fn write_py_str(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> PyResult<()> {

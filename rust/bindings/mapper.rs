@@ -1,0 +1,272 @@
+//! The mapper's hot path: domain events to stored events and back in one
+//! call each. The transcoder's JSON engine, the optional compressor and
+//! cipher (Python objects) and topic resolution are used as the Python
+//! `Mapper` would use them; topics and class versions are cached per class.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyString, PyType};
+
+use super::errors::DataError;
+use super::transcoder::JsonCodec;
+use super::uuids::uuid_to_u128;
+use super::values::StoredEvent;
+
+static OBJECT_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static OBJECT_SETATTR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+struct ClassInfo {
+    topic: Py<PyString>,
+    class_version: i64,
+}
+
+struct TopicInfo {
+    cls: Py<PyAny>,
+    class_version: i64,
+}
+
+#[pyclass(frozen, module = "eventsourcing_rs._core")]
+pub struct EventMapper {
+    codec: Py<JsonCodec>,
+    /// The Python transcoder: decodes what the Rust parser refuses.
+    transcoder: Py<PyAny>,
+    compressor: Option<Py<PyAny>>,
+    cipher: Option<Py<PyAny>>,
+    get_topic: Py<PyAny>,
+    resolve_topic: Py<PyAny>,
+    /// By address of the class object, which the cached topic keeps alive
+    /// through `resolve_topic`'s own cache; we hold the class too.
+    classes: Mutex<HashMap<usize, (Py<PyAny>, std::sync::Arc<ClassInfo>)>>,
+    topics: Mutex<HashMap<String, std::sync::Arc<TopicInfo>>>,
+}
+
+fn class_version(cls: &Bound<'_, PyAny>) -> PyResult<i64> {
+    match cls.getattr(intern!(cls.py(), "class_version")) {
+        Ok(v) => v.extract(),
+        Err(_) => Ok(1),
+    }
+}
+
+fn add_note(py: Python<'_>, err: &PyErr, note: String) {
+    let _ = err.value(py).call_method1(intern!(py, "add_note"), (note,));
+}
+
+impl EventMapper {
+    fn class_info(&self, cls: &Bound<'_, PyType>) -> PyResult<std::sync::Arc<ClassInfo>> {
+        let key = cls.as_ptr() as usize;
+        if let Some((_, info)) = self.classes.lock().get(&key) {
+            return Ok(info.clone());
+        }
+        let py = cls.py();
+        let topic = self
+            .get_topic
+            .bind(py)
+            .call1((cls,))?
+            .cast_into::<PyString>()?
+            .unbind();
+        let info = std::sync::Arc::new(ClassInfo {
+            topic,
+            class_version: class_version(cls.as_any())?,
+        });
+        self.classes
+            .lock()
+            .insert(key, (cls.clone().into_any().unbind(), info.clone()));
+        Ok(info)
+    }
+
+    fn topic_info(&self, py: Python<'_>, topic: &str) -> PyResult<std::sync::Arc<TopicInfo>> {
+        if let Some(info) = self.topics.lock().get(topic) {
+            return Ok(info.clone());
+        }
+        let cls = self.resolve_topic.bind(py).call1((topic,))?;
+        let info = std::sync::Arc::new(TopicInfo {
+            class_version: class_version(&cls)?,
+            cls: cls.unbind(),
+        });
+        self.topics.lock().insert(topic.to_string(), info.clone());
+        Ok(info)
+    }
+
+    fn decode_state<'py>(
+        &self,
+        py: Python<'py>,
+        stored: &StoredEvent,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let mut data = stored.state.bind(py).clone().into_any();
+        if let Some(cipher) = &self.cipher {
+            data = cipher
+                .bind(py)
+                .call_method1(intern!(py, "decrypt"), (data,))?;
+        }
+        if let Some(compressor) = &self.compressor {
+            data = compressor
+                .bind(py)
+                .call_method1(intern!(py, "decompress"), (data,))?;
+        }
+        let bytes = data.cast::<PyBytes>()?;
+        let decoded = match self.codec.borrow(py).decode(py, bytes.as_bytes()) {
+            Ok(v) => v,
+            Err(_) => self
+                .transcoder
+                .bind(py)
+                .call_method1(intern!(py, "decode"), (bytes,))?,
+        };
+        decoded.cast_into::<PyDict>().map_err(|_| {
+            DataError::new_err(format!(
+                "stored event {} of aggregate {} (topic '{}') does not hold an \
+                 object's attributes",
+                stored.originator_version,
+                stored.originator_id.bind(py),
+                stored.topic.bind(py)
+            ))
+        })
+    }
+}
+
+#[pymethods]
+impl EventMapper {
+    #[new]
+    #[pyo3(signature = (codec, transcoder, compressor, cipher, get_topic, resolve_topic))]
+    fn new(
+        codec: Py<JsonCodec>,
+        transcoder: Py<PyAny>,
+        compressor: Option<Py<PyAny>>,
+        cipher: Option<Py<PyAny>>,
+        get_topic: Py<PyAny>,
+        resolve_topic: Py<PyAny>,
+    ) -> Self {
+        EventMapper {
+            codec,
+            transcoder,
+            compressor,
+            cipher,
+            get_topic,
+            resolve_topic,
+            classes: Mutex::new(HashMap::new()),
+            topics: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Returns the StoredEvent for a domain event.
+    fn from_domain_event(
+        &self,
+        py: Python<'_>,
+        domain_event: &Bound<'_, PyAny>,
+    ) -> PyResult<StoredEvent> {
+        let info = self.class_info(&domain_event.get_type())?;
+        let dict = domain_event
+            .getattr(intern!(py, "__dict__"))?
+            .cast_into::<PyDict>()?;
+        let get = |name: &str| -> PyResult<Bound<'_, PyAny>> {
+            dict.get_item(name)?.ok_or_else(|| {
+                PyTypeError::new_err(format!(
+                    "domain event {} has no attribute '{name}'",
+                    info.topic.bind(py)
+                ))
+            })
+        };
+        let originator_id = get("originator_id")?;
+        let originator_version: i64 = get("originator_version")?.extract()?;
+        let key = uuid_to_u128(&originator_id, "originator_id")?;
+        let version_obj;
+        let extra = if info.class_version > 1 {
+            version_obj = info.class_version.into_pyobject(py)?.into_any();
+            Some(("class_version", &version_obj))
+        } else {
+            None
+        };
+        let encoded = self.codec.borrow(py).encode_state(
+            &dict,
+            &["originator_id", "originator_version"],
+            extra,
+        )?;
+        let mut state = PyBytes::new(py, &encoded).into_any();
+        if let Some(compressor) = &self.compressor {
+            state = compressor
+                .bind(py)
+                .call_method1(intern!(py, "compress"), (state,))?;
+        }
+        if let Some(cipher) = &self.cipher {
+            state = cipher
+                .bind(py)
+                .call_method1(intern!(py, "encrypt"), (state,))?;
+        }
+        Ok(StoredEvent::from_parts(
+            originator_id,
+            key,
+            originator_version,
+            info.topic.bind(py).clone(),
+            state.cast_into::<PyBytes>()?,
+        ))
+    }
+
+    /// Returns the domain event a StoredEvent records, upcast to the
+    /// current version of its class.
+    fn to_domain_event<'py>(
+        &self,
+        py: Python<'py>,
+        stored: &Bound<'py, StoredEvent>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let s = stored.get();
+        let context = || {
+            format!(
+                "while reading stored event {} of aggregate {} (topic '{}')",
+                s.originator_version,
+                s.originator_id.bind(py),
+                s.topic.bind(py)
+            )
+        };
+        let (state, info) = match self
+            .decode_state(py, s)
+            .and_then(|d| Ok((d, self.topic_info(py, s.topic.bind(py).to_str()?)?)))
+        {
+            Ok(v) => v,
+            Err(err) => {
+                add_note(py, &err, context());
+                return Err(err);
+            }
+        };
+        state.set_item(intern!(py, "originator_id"), s.originator_id.bind(py))?;
+        state.set_item(intern!(py, "originator_version"), s.originator_version)?;
+        let cls = info.cls.bind(py);
+        let mut from_version: i64 = match state.get_item(intern!(py, "class_version"))? {
+            Some(v) => {
+                let v = v.extract()?;
+                state.del_item(intern!(py, "class_version"))?;
+                v
+            }
+            None => 1,
+        };
+        while from_version < info.class_version {
+            let name = format!("upcast_v{}_v{}", from_version, from_version + 1);
+            cls.getattr(name.as_str())?.call1((&state,))?;
+            from_version += 1;
+        }
+        let object_new = OBJECT_NEW.get_or_try_init(py, || {
+            Ok::<_, PyErr>(
+                py.import("builtins")?
+                    .getattr("object")?
+                    .getattr("__new__")?
+                    .unbind(),
+            )
+        })?;
+        let setattr = OBJECT_SETATTR.get_or_try_init(py, || {
+            Ok::<_, PyErr>(
+                py.import("builtins")?
+                    .getattr("object")?
+                    .getattr("__setattr__")?
+                    .unbind(),
+            )
+        })?;
+        let event = object_new.bind(py).call1((cls,))?;
+        setattr
+            .bind(py)
+            .call1((&event, intern!(py, "__dict__"), state))?;
+        Ok(event)
+    }
+}
