@@ -8,9 +8,13 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{
+    PyBool, PyBytes, PyDateAccess, PyDateTime, PyDelta, PyDeltaAccess, PyDict, PyFloat, PyInt,
+    PyList, PyString, PyTimeAccess, PyTuple, PyType, PyTzInfo, PyTzInfoAccess,
+};
 
 use super::uuids::{u128_to_uuid, uuid_class};
+use crate::core::datetime_iso::{format_iso, parse_iso, DateTimeFields};
 use crate::core::float_repr::python_float_repr;
 use crate::core::json::{self, Value};
 
@@ -290,10 +294,13 @@ impl JsonCodec {
                 out.extend_from_slice(format!("\"{n:032x}\"").as_bytes());
             }
             Codec::Native(Native::Decimal) => write_py_str(&obj.str()?, out)?,
-            Codec::Native(Native::Datetime) => {
-                let text = obj.call_method0(intern!(py, "isoformat"))?;
-                write_py_str(text.cast::<PyString>()?, out)?;
-            }
+            Codec::Native(Native::Datetime) => match native_isoformat(obj)? {
+                Some(text) => json::write_str(out, &text),
+                None => {
+                    let text = obj.call_method0(intern!(py, "isoformat"))?;
+                    write_py_str(text.cast::<PyString>()?, out)?;
+                }
+            },
             Codec::Custom(t) => {
                 enter(obj, path)?;
                 let data = t.bind(py).call_method1(intern!(py, "encode"), (obj,))?;
@@ -390,6 +397,31 @@ impl JsonCodec {
             (Codec::Native(Native::Decimal), data) => DECIMAL_CLS
                 .import(py, "decimal", "Decimal")?
                 .call1((self.to_python(py, data)?,)),
+            (Codec::Native(Native::Datetime), Value::Str(text))
+                if parse_iso(&text).is_some_and(|f| f.offset_micros.is_none_or(|o| o == 0)) =>
+            {
+                let f = parse_iso(&text).expect("checked");
+                let utc;
+                let tz = match f.offset_micros {
+                    Some(_) => {
+                        utc = PyTzInfo::utc(py)?.to_owned();
+                        Some(&utc)
+                    }
+                    None => None,
+                };
+                Ok(PyDateTime::new(
+                    py,
+                    f.year,
+                    f.month,
+                    f.day,
+                    f.hour,
+                    f.minute,
+                    f.second,
+                    f.microsecond,
+                    tz,
+                )?
+                .into_any())
+            }
             (Codec::Native(Native::Datetime), data) => DATETIME_CLS
                 .import(py, "datetime", "datetime")?
                 .call_method1(intern!(py, "fromisoformat"), (self.to_python(py, data)?,)),
@@ -415,6 +447,42 @@ fn enter(obj: &Bound<'_, PyAny>, path: &mut Vec<usize>) -> PyResult<()> {
     }
     path.push(address);
     Ok(())
+}
+
+/// `dt.isoformat()` done here for exact datetimes whose time zone is none,
+/// UTC or a fixed offset; None means "ask Python" (subclasses, other zones).
+fn native_isoformat(obj: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    let py = obj.py();
+    let Ok(dt) = obj.cast_exact::<PyDateTime>() else {
+        return Ok(None);
+    };
+    let offset_micros = match dt.get_tzinfo() {
+        None => None,
+        Some(tz) if tz.is(&*PyTzInfo::utc(py)?) => Some(0),
+        Some(tz) => {
+            // Only the stdlib's fixed-offset timezone is safe to ask once
+            // for its offset; zoneinfo and others depend on the instant.
+            if !tz.get_type().is(PyTzInfo::utc(py)?.get_type()) {
+                return Ok(None);
+            }
+            let delta = tz.call_method1(intern!(py, "utcoffset"), (dt,))?;
+            let delta = delta.cast::<PyDelta>()?;
+            Some(
+                (i64::from(delta.get_days()) * 86_400 + i64::from(delta.get_seconds())) * 1_000_000
+                    + i64::from(delta.get_microseconds()),
+            )
+        }
+    };
+    Ok(Some(format_iso(&DateTimeFields {
+        year: dt.get_year(),
+        month: dt.get_month(),
+        day: dt.get_day(),
+        hour: dt.get_hour(),
+        minute: dt.get_minute(),
+        second: dt.get_second(),
+        microsecond: dt.get_microsecond(),
+        offset_micros,
+    })))
 }
 
 fn write_py_str(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> PyResult<()> {

@@ -67,3 +67,24 @@ pub fn u128_to_hyphenated(value: u128) -> String {
         &h[20..32]
     )
 }
+
+/// Sets the version (4) and variant (RFC 4122) bits, as `uuid.uuid4` does.
+pub fn version4(random: u128) -> u128 {
+    let mut n = random;
+    n &= !(0xc000u128 << 48);
+    n |= 0x8000u128 << 48;
+    n &= !(0xf000u128 << 64);
+    n |= 4u128 << 76;
+    n
+}
+
+/// A random (version 4) UUID from the operating system's generator: what
+/// `uuid.uuid4()` returns, made without its Python-level overhead.
+#[pyfunction]
+pub fn uuid4(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        pyo3::exceptions::PyOSError::new_err(format!("no random bytes from the OS: {e}"))
+    })?;
+    u128_to_uuid(py, version4(u128::from_be_bytes(bytes)))
+}

@@ -1,5 +1,6 @@
 //! Pure logic, free of Python types, unit-tested with `cargo test`.
 
+pub mod datetime_iso;
 pub mod float_repr;
 pub mod json;
 pub mod memory_store;

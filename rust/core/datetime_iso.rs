@@ -1,0 +1,182 @@
+//! ISO 8601 text for datetimes, as Python's `datetime.isoformat()` writes
+//! it, and a parser for exactly that form (anything else is left to
+//! Python's `datetime.fromisoformat`).
+
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateTimeFields {
+    pub year: i32,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+    pub microsecond: u32,
+    /// The UTC offset in microseconds, or None for a naive datetime.
+    pub offset_micros: Option<i64>,
+}
+
+pub fn format_iso(f: &DateTimeFields) -> String {
+    let mut s = String::with_capacity(32);
+    let _ = write!(
+        s,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        f.year, f.month, f.day, f.hour, f.minute, f.second
+    );
+    if f.microsecond != 0 {
+        let _ = write!(s, ".{:06}", f.microsecond);
+    }
+    if let Some(offset) = f.offset_micros {
+        let sign = if offset < 0 { '-' } else { '+' };
+        let total = offset.unsigned_abs();
+        let micros = total % 1_000_000;
+        let seconds = total / 1_000_000;
+        let _ = write!(s, "{sign}{:02}:{:02}", seconds / 3600, (seconds / 60) % 60);
+        if seconds % 60 != 0 || micros != 0 {
+            let _ = write!(s, ":{:02}", seconds % 60);
+            if micros != 0 {
+                let _ = write!(s, ".{micros:06}");
+            }
+        }
+    }
+    s
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.ffffff][(+|-)HH:MM]`; None for any other
+/// form or an invalid field, so the caller can defer to Python.
+pub fn parse_iso(text: &str) -> Option<DateTimeFields> {
+    let b = text.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let mut f = DateTimeFields {
+        year: digits(&b[0..4])? as i32,
+        month: digits(&b[5..7])? as u8,
+        day: digits(&b[8..10])? as u8,
+        hour: digits(&b[11..13])? as u8,
+        minute: digits(&b[14..16])? as u8,
+        second: digits(&b[17..19])? as u8,
+        microsecond: 0,
+        offset_micros: None,
+    };
+    let mut rest = &b[19..];
+    if rest.first() == Some(&b'.') {
+        if rest.len() < 7 {
+            return None;
+        }
+        f.microsecond = digits(&rest[1..7])?;
+        rest = &rest[7..];
+    }
+    match rest {
+        [] => {}
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let hours = digits(&[*h1, *h2])? as i64;
+            let minutes = digits(&[*m1, *m2])? as i64;
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let micros = (hours * 3600 + minutes * 60) * 1_000_000;
+            f.offset_micros = Some(if *sign == b'-' { -micros } else { micros });
+        }
+        _ => return None,
+    }
+    if f.year < 1
+        || !(1..=12).contains(&f.month)
+        || f.day < 1
+        || f.day > days_in_month(f.year, f.month)
+        || f.hour > 23
+        || f.minute > 59
+        || f.second > 59
+    {
+        return None;
+    }
+    Some(f)
+}
+
+fn days_in_month(year: i32, month: u8) -> u8 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(us: u32, offset: Option<i64>) -> DateTimeFields {
+        DateTimeFields {
+            year: 2024,
+            month: 2,
+            day: 29,
+            hour: 7,
+            minute: 5,
+            second: 9,
+            microsecond: us,
+            offset_micros: offset,
+        }
+    }
+
+    #[test]
+    fn formats_like_python() {
+        assert_eq!(format_iso(&fields(0, None)), "2024-02-29T07:05:09");
+        assert_eq!(
+            format_iso(&fields(120, Some(0))),
+            "2024-02-29T07:05:09.000120+00:00"
+        );
+        assert_eq!(
+            format_iso(&fields(0, Some(-(5 * 3600 + 30 * 60) * 1_000_000))),
+            "2024-02-29T07:05:09-05:30"
+        );
+        assert_eq!(
+            format_iso(&fields(0, Some(3_723_000_001))),
+            "2024-02-29T07:05:09+01:02:03.000001"
+        );
+        let mut early = fields(0, None);
+        early.year = 33;
+        assert_eq!(format_iso(&early), "0033-02-29T07:05:09");
+    }
+
+    #[test]
+    fn parses_what_it_formats() {
+        for f in [
+            fields(0, None),
+            fields(999_999, Some(0)),
+            fields(1, Some(-19_800_000_000)),
+        ] {
+            assert_eq!(parse_iso(&format_iso(&f)), Some(f));
+        }
+    }
+
+    #[test]
+    fn leaves_other_forms_to_python() {
+        for text in [
+            "2024-02-30T00:00:00",
+            "2023-02-29T00:00:00",
+            "2024-02-29 07:05:09",
+            "2024-02-29T07:05",
+            "2024-02-29T07:05:09.1",
+            "2024-02-29T07:05:09Z",
+            "2024-02-29T07:05:09+01:02:03",
+            "2024-02-29T24:00:00",
+        ] {
+            assert_eq!(parse_iso(text), None, "{text}");
+        }
+    }
+}
