@@ -10,7 +10,14 @@ released while the database is busy. Select with the environment::
     CREATE_TABLE=yes
 
 File databases are put in WAL mode, and every commit is synced to disk
-before ``insert_events`` returns.
+before ``insert_events`` returns. Several threads and several processes
+may write one file; each write waits up to the lock timeout for the others.
+
+The Rust core carries its own copy of SQLite. Python's :mod:`sqlite3`
+module uses another, and two copies of SQLite must not have the same file
+open in one process at once (neither sees the other's POSIX locks): look
+inside a database with ``SQLiteDatastore.transaction()``, or with
+:mod:`sqlite3` from another process, or after ``close_all_connections()``.
 """
 
 from __future__ import annotations
@@ -55,7 +62,9 @@ class SQLiteDatastore:
 
     def detect_memory_mode(self, db_name: Optional[str]) -> bool:
         """Whether ``db_name`` names an in-memory database."""
-        return bool(db_name) and (":memory:" in db_name or "mode=memory" in db_name)
+        if not isinstance(db_name, str):
+            return False
+        return ":memory:" in db_name or "mode=memory" in db_name
 
     @property
     def is_journal_mode_wal(self) -> bool:

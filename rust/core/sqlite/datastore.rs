@@ -10,7 +10,11 @@
 //! commit made before it started.
 //!
 //! An in-memory database lives and dies with its connection, so every
-//! operation of such a datastore goes through its single connection.
+//! operation of such a datastore goes through its single connection. A
+//! named shared-cache one (`file:NAME?mode=memory&cache=shared`) is shared
+//! by every datastore of the process that names it; as shared-cache
+//! connections lock tables, not the file, and SQLite's busy handler does
+//! not wait for table locks, they wait through unlock notifications.
 //!
 //! Connections are leased, not locked: a [`Lease`] owns its connection
 //! until it is dropped, so no mutex is held while the connection is used
@@ -107,7 +111,8 @@ pub fn is_memory_name(db_name: &str) -> bool {
 /// meaning the default (the reference treats zero the same way).
 pub fn lock_timeout(seconds: Option<f64>) -> Duration {
     match seconds {
-        Some(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s.min(1e9)),
+        // Capped so a deadline computed from it cannot overflow.
+        Some(s) if s > 0.0 => Duration::from_secs_f64(s.min(1e9)),
         Some(s) if s < 0.0 => Duration::ZERO,
         _ => Duration::from_secs_f64(DEFAULT_LOCK_TIMEOUT_SECS),
     }
@@ -337,10 +342,6 @@ impl Lease {
 
     pub fn lock_timeout(&self) -> Duration {
         self.store.lock_timeout
-    }
-
-    pub fn is_memory(&self) -> bool {
-        self.store.memory
     }
 }
 

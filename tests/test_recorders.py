@@ -1,0 +1,83 @@
+"""The recorder contract, run for every store."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from eventsourcing_rs.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    ProcessRecorder,
+)
+from eventsourcing_rs.popo import (
+    POPOAggregateRecorder,
+    POPOApplicationRecorder,
+    POPOProcessRecorder,
+)
+from eventsourcing_rs.sqlite import (
+    SQLiteAggregateRecorder,
+    SQLiteApplicationRecorder,
+    SQLiteDatastore,
+    SQLiteProcessRecorder,
+)
+
+from .recorder_contract import RecorderContract, Store
+
+
+class POPOStore:
+    def aggregate_recorder(self) -> AggregateRecorder:
+        return POPOAggregateRecorder()
+
+    def application_recorder(self) -> ApplicationRecorder:
+        return POPOApplicationRecorder()
+
+    def process_recorder(self) -> ProcessRecorder:
+        return POPOProcessRecorder()
+
+
+class SQLiteStore:
+    """Each recorder gets a database of its own: a new file in
+    ``directory``, or a new in-memory database when there is none."""
+
+    def __init__(self, directory: Path | None):
+        self.directory = directory
+        self.count = itertools.count()
+
+    def datastore(self) -> SQLiteDatastore:
+        if self.directory is None:
+            return SQLiteDatastore(":memory:")
+        return SQLiteDatastore(str(self.directory / f"db{next(self.count)}.sqlite"))
+
+    def aggregate_recorder(self) -> AggregateRecorder:
+        recorder = SQLiteAggregateRecorder(self.datastore(), "stored_snapshots")
+        recorder.create_table()
+        return recorder
+
+    def application_recorder(self) -> ApplicationRecorder:
+        recorder = SQLiteApplicationRecorder(self.datastore())
+        recorder.create_table()
+        return recorder
+
+    def process_recorder(self) -> ProcessRecorder:
+        recorder = SQLiteProcessRecorder(self.datastore())
+        recorder.create_table()
+        return recorder
+
+
+@pytest.fixture(params=["popo", "sqlite-file", "sqlite-memory"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "popo":
+        yield POPOStore()
+    elif request.param == "sqlite-file":
+        yield SQLiteStore(tmp_path)
+    elif request.param == "sqlite-memory":
+        yield SQLiteStore(None)
+    else:  # pragma: no cover
+        raise AssertionError(request.param)
+
+
+class TestRecorders(RecorderContract):
+    pass
