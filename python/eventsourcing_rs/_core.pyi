@@ -6,6 +6,7 @@ from uuid import UUID
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "EventMapper",
     "JsonCodec",
     "MemoryRecorder",
     "Notification",
@@ -207,6 +208,23 @@ class JsonCodec:
     def register_custom(self, ty: type, name: str, transcoding: Any) -> None: ...
     def encode(self, obj: Any) -> bytes: ...
     def decode(self, data: bytes) -> Any: ...
+
+@final
+class EventMapper:
+    """The Mapper's conversions, done in one call each."""
+
+    def __new__(
+        cls,
+        codec: JsonCodec,
+        transcoder: Any,
+        compressor: Any | None,
+        cipher: Any | None,
+        get_topic: Any,
+        resolve_topic: Any,
+        topic_cache: dict[str, Any],
+    ) -> EventMapper: ...
+    def from_domain_event(self, domain_event: Any) -> StoredEvent: ...
+    def to_domain_event(self, stored: StoredEvent) -> Any: ...
 
 def parse_section_id(section_id: str) -> tuple[int, int]: ...
 def section_start_and_limit(section_id: str, section_size: int) -> tuple[int, int]: ...

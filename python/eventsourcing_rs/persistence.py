@@ -26,7 +26,7 @@ from typing import (
 )
 from uuid import UUID
 
-from eventsourcing_rs import _core
+from eventsourcing_rs import _core, utils
 from eventsourcing_rs.domain import DomainEvent, TDomainEvent
 from eventsourcing_rs.utils import get_topic, resolve_topic, strtobool
 
@@ -247,6 +247,7 @@ class Mapper(Generic[TDomainEvent]):
             self.cipher,
             get_topic,
             resolve_topic,
+            utils._objs_cache,
         )
         cls = type(self)
         if cls.from_domain_event is Mapper.from_domain_event:

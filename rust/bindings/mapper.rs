@@ -25,10 +25,8 @@ struct ClassInfo {
     class_version: i64,
 }
 
-struct TopicInfo {
-    cls: Py<PyAny>,
-    class_version: i64,
-}
+/// A class kept alive with what the mapper learnt about it.
+type CachedClass = (Py<PyAny>, std::sync::Arc<ClassInfo>);
 
 #[pyclass(frozen, module = "eventsourcing_rs._core")]
 pub struct EventMapper {
@@ -41,8 +39,9 @@ pub struct EventMapper {
     resolve_topic: Py<PyAny>,
     /// By address of the class object, which the cached topic keeps alive
     /// through `resolve_topic`'s own cache; we hold the class too.
-    classes: Mutex<HashMap<usize, (Py<PyAny>, std::sync::Arc<ClassInfo>)>>,
-    topics: Mutex<HashMap<String, std::sync::Arc<TopicInfo>>>,
+    classes: Mutex<HashMap<usize, CachedClass>>,
+    topic_cache: Py<PyDict>,
+    versions: Mutex<HashMap<usize, (Py<PyAny>, i64)>>,
 }
 
 fn class_version(cls: &Bound<'_, PyAny>) -> PyResult<i64> {
@@ -79,17 +78,27 @@ impl EventMapper {
         Ok(info)
     }
 
-    fn topic_info(&self, py: Python<'_>, topic: &str) -> PyResult<std::sync::Arc<TopicInfo>> {
-        if let Some(info) = self.topics.lock().get(topic) {
-            return Ok(info.clone());
+    /// The class a topic names, through the topic cache of
+    /// `eventsourcing_rs.utils` so that clearing it (to deploy a new
+    /// version of a class) is honoured, and its class version.
+    fn resolve<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &Bound<'py, PyString>,
+    ) -> PyResult<(Bound<'py, PyAny>, i64)> {
+        let cls = match self.topic_cache.bind(py).get_item(topic)? {
+            Some(cls) => cls,
+            None => self.resolve_topic.bind(py).call1((topic,))?,
+        };
+        let key = cls.as_ptr() as usize;
+        if let Some((_, version)) = self.versions.lock().get(&key) {
+            return Ok((cls, *version));
         }
-        let cls = self.resolve_topic.bind(py).call1((topic,))?;
-        let info = std::sync::Arc::new(TopicInfo {
-            class_version: class_version(&cls)?,
-            cls: cls.unbind(),
-        });
-        self.topics.lock().insert(topic.to_string(), info.clone());
-        Ok(info)
+        let version = class_version(&cls)?;
+        self.versions
+            .lock()
+            .insert(key, (cls.clone().unbind(), version));
+        Ok((cls, version))
     }
 
     fn decode_state<'py>(
@@ -131,7 +140,7 @@ impl EventMapper {
 #[pymethods]
 impl EventMapper {
     #[new]
-    #[pyo3(signature = (codec, transcoder, compressor, cipher, get_topic, resolve_topic))]
+    #[pyo3(signature = (codec, transcoder, compressor, cipher, get_topic, resolve_topic, topic_cache))]
     fn new(
         codec: Py<JsonCodec>,
         transcoder: Py<PyAny>,
@@ -139,6 +148,7 @@ impl EventMapper {
         cipher: Option<Py<PyAny>>,
         get_topic: Py<PyAny>,
         resolve_topic: Py<PyAny>,
+        topic_cache: Py<PyDict>,
     ) -> Self {
         EventMapper {
             codec,
@@ -148,12 +158,14 @@ impl EventMapper {
             get_topic,
             resolve_topic,
             classes: Mutex::new(HashMap::new()),
-            topics: Mutex::new(HashMap::new()),
+            topic_cache,
+            versions: Mutex::new(HashMap::new()),
         }
     }
 
     /// Returns the StoredEvent for a domain event.
-    fn from_domain_event(
+    #[pyo3(name = "from_domain_event")]
+    fn stored_event_for(
         &self,
         py: Python<'_>,
         domain_event: &Bound<'_, PyAny>,
@@ -221,9 +233,9 @@ impl EventMapper {
                 s.topic.bind(py)
             )
         };
-        let (state, info) = match self
+        let (state, (cls, target_version)) = match self
             .decode_state(py, s)
-            .and_then(|d| Ok((d, self.topic_info(py, s.topic.bind(py).to_str()?)?)))
+            .and_then(|d| Ok((d, self.resolve(py, s.topic.bind(py))?)))
         {
             Ok(v) => v,
             Err(err) => {
@@ -233,7 +245,6 @@ impl EventMapper {
         };
         state.set_item(intern!(py, "originator_id"), s.originator_id.bind(py))?;
         state.set_item(intern!(py, "originator_version"), s.originator_version)?;
-        let cls = info.cls.bind(py);
         let mut from_version: i64 = match state.get_item(intern!(py, "class_version"))? {
             Some(v) => {
                 let v = v.extract()?;
@@ -242,7 +253,7 @@ impl EventMapper {
             }
             None => 1,
         };
-        while from_version < info.class_version {
+        while from_version < target_version {
             let name = format!("upcast_v{}_v{}", from_version, from_version + 1);
             cls.getattr(name.as_str())?.call1((&state,))?;
             from_version += 1;
@@ -263,7 +274,7 @@ impl EventMapper {
                     .unbind(),
             )
         })?;
-        let event = object_new.bind(py).call1((cls,))?;
+        let event = object_new.bind(py).call1((&cls,))?;
         setattr
             .bind(py)
             .call1((&event, intern!(py, "__dict__"), state))?;
