@@ -4,7 +4,6 @@ import functools
 from typing import Any
 
 import pytest
-
 from eventsourcing_rs.dispatch import singledispatchmethod
 
 
@@ -50,7 +49,6 @@ def test_bound_method_keeps_name_doc_and_register() -> None:
     assert handler.handle.__name__ == "handle"
     assert handler.handle.__qualname__ == "Handler.handle"
     assert handler.handle.__doc__ == "Handle anything not registered."
-
 
 
 def test_registering_through_an_instance() -> None:

@@ -5,7 +5,6 @@ from collections import OrderedDict
 from typing import Any, List
 
 import pytest
-
 from eventsourcing_rs import dispatch, utils
 from eventsourcing_rs.utils import (
     get_method_name,

@@ -37,8 +37,8 @@ from uuid import RFC_4122, UUID, SafeUUID, uuid4
 
 from eventsourcing_rs.utils import get_method_name, get_topic, resolve_topic
 
-# Time zone of event timestamps, chosen by topic (for example
-# "datetime:timezone.utc" or "zoneinfo:ZoneInfo" subclasses).
+# Time zone of event timestamps: the tzinfo object named by the topic in the
+# TZINFO_TOPIC environment variable, UTC by default.
 TZINFO: tzinfo = resolve_topic(os.getenv("TZINFO_TOPIC", "datetime:timezone.utc"))
 
 TAggregate = TypeVar("TAggregate", bound="Aggregate")
@@ -391,9 +391,12 @@ class _BoundSignature:
     def _explain(
         self, args: Tuple[Any, ...], kwargs: Dict[str, Any]
     ) -> TypeError | None:
-        """Describe why a call doesn't fit, checking in the established order:
+        """Describe why a call doesn't fit.
+
+        Problems are looked for in the order eventsourcing 9.1 reports them:
         unknown keywords, surplus positional arguments, missing positional
-        arguments, arguments given twice, missing keyword-only arguments."""
+        arguments, arguments given twice, missing keyword-only arguments.
+        """
         name = get_method_name(self.method)
         for key in kwargs:
             if key not in self.positional and key not in self.keyword_only:
@@ -620,11 +623,11 @@ def event(
     method is called and when the aggregate is rebuilt from stored events::
 
         class Dog(Aggregate):
-            @event("Named")
-            def name(self, name: str) -> None:
+            @event("Renamed")
+            def rename(self, name: str) -> None:
                 self.name = name
 
-    The event class ``Dog.Named`` is defined from the method's parameters.
+    The event class ``Dog.Renamed`` is defined from the method's parameters.
     Without a name (``@event``) the class is named after the method
     (``add_trick`` gives ``AddTrick``). An existing event class may be given
     instead of a name, for example to define upcasting on it. Decorating
@@ -679,12 +682,12 @@ class DecoratedEvent(AggregateEvent[Any]):
 
     def apply(self, aggregate: Any) -> None:
         """Apply the event by calling the decorated method with its fields."""
-        fields = self.__dict__.copy()
-        del fields["originator_id"]
-        del fields["originator_version"]
-        del fields["timestamp"]
+        method_kwargs = self.__dict__.copy()
+        del method_kwargs["originator_id"]
+        del method_kwargs["originator_version"]
+        del method_kwargs["timestamp"]
         method = original_methods[type(self)]
-        if method(aggregate, **fields) is not None:
+        if method(aggregate, **method_kwargs) is not None:
             raise TypeError(
                 f"Unexpected value returned from {method.__qualname__}(). Values "
                 "returned from 'apply' methods are discarded."
@@ -812,6 +815,18 @@ class MetaAggregate(ABCMeta):
             if p.kind in (_KEYWORD_ONLY, _POSITIONAL_OR_KEYWORD)
         ]
 
+        # Analyse __init__ now rather than on the first call; __call__ does it
+        # again only if __init__ is replaced later.
+        try:
+            cls._init_signature = _BoundSignature(
+                cls.__init__,  # type: ignore[misc]
+                expects_id=cls._annotations_mention_id,
+            )
+        except (TypeError, ValueError):
+            # Not introspectable: left to __call__, which reports the problem
+            # if the class is ever called.
+            cls._init_signature = None
+
     def _define_created_event_class(
         cls, event_cls_name: str, init_method: Any
     ) -> Type[AggregateCreated]:
@@ -858,6 +873,7 @@ class MetaAggregate(ABCMeta):
             param_names = [p.name for p in _parameters_after_self(method)]
             if decorator.is_property_setter:
                 decorator._setter_arg_name()
+            decorator._get_signature()
             if decorator.given_event_cls is not None:
                 continue
             event_cls_name = cast(str, decorator.event_cls_name)
@@ -881,7 +897,6 @@ class MetaAggregate(ABCMeta):
         init_method = cls.__init__  # type: ignore[misc]
         signature = cls._init_signature
         if signature is None or signature.method is not init_method:
-            # Analysed on first use, and again only if __init__ is replaced.
             signature = _BoundSignature(
                 init_method, expects_id=cls._annotations_mention_id
             )

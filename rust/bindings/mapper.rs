@@ -16,6 +16,7 @@ use super::errors::DataError;
 use super::transcoder::JsonCodec;
 use super::uuids::uuid_to_u128;
 use super::values::StoredEvent;
+use crate::core::json;
 
 static OBJECT_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static OBJECT_SETATTR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -118,8 +119,10 @@ impl EventMapper {
                 .call_method1(intern!(py, "decompress"), (data,))?;
         }
         let bytes = data.cast::<PyBytes>()?;
-        let decoded = match self.codec.borrow(py).decode(py, bytes.as_bytes()) {
-            Ok(v) => v,
+        // Only text the Rust parser refuses goes to the Python transcoder
+        // (which defers to Python's json); errors from transcodings stand.
+        let decoded = match json::parse(bytes.as_bytes()) {
+            Ok(value) => self.codec.borrow(py).to_python(py, value)?,
             Err(_) => self
                 .transcoder
                 .bind(py)

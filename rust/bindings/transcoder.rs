@@ -312,7 +312,11 @@ impl JsonCodec {
         Ok(())
     }
 
-    fn to_python<'py>(&self, py: Python<'py>, value: Value) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn to_python<'py>(
+        &self,
+        py: Python<'py>,
+        value: Value,
+    ) -> PyResult<Bound<'py, PyAny>> {
         Ok(match value {
             Value::Null => py.None().into_bound(py),
             Value::Bool(b) => PyBool::new(py, b).to_owned().into_any(),

@@ -8,7 +8,6 @@ use pyo3::types::PyType;
 
 static UUID_CLS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static SAFE_UNKNOWN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static OBJECT_SETATTR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 pub fn uuid_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     UUID_CLS.import(py, "uuid", "UUID")
@@ -28,18 +27,12 @@ pub fn uuid_to_u128(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u128> {
     }
 }
 
-/// Builds a `uuid.UUID` without running its `__init__` argument parsing,
-/// setting the two slots that `__init__` would set.
+/// Builds a `uuid.UUID` without running its `__init__` argument parsing:
+/// allocates the object as `object.__new__` would and sets the two slots
+/// that `__init__` sets, through the generic attribute setter (which is
+/// what `object.__setattr__` calls, minus the call overhead).
 pub fn u128_to_uuid(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>> {
     let cls = uuid_class(py)?;
-    let setattr = OBJECT_SETATTR.get_or_try_init(py, || {
-        Ok::<_, PyErr>(
-            py.import("builtins")?
-                .getattr("object")?
-                .getattr("__setattr__")?
-                .unbind(),
-        )
-    })?;
     let safe_unknown = SAFE_UNKNOWN.get_or_try_init(py, || {
         Ok::<_, PyErr>(
             py.import("uuid")?
@@ -48,11 +41,33 @@ pub fn u128_to_uuid(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>> {
                 .unbind(),
         )
     })?;
-    let obj = cls.call_method1(intern!(py, "__new__"), (cls,))?;
-    let setattr = setattr.bind(py);
-    setattr.call1((&obj, intern!(py, "int"), value))?;
-    setattr.call1((&obj, intern!(py, "is_safe"), safe_unknown.bind(py)))?;
-    Ok(obj)
+    let int = value.into_pyobject(py)?;
+    // SAFETY: `cls` is the `uuid.UUID` type (a plain class with __slots__),
+    // so allocating it with its own tp_alloc and setting its slot members
+    // with PyObject_GenericSetAttr is what object.__new__ and
+    // object.__setattr__ do. Every returned pointer is checked.
+    unsafe {
+        let tp = cls.as_type_ptr();
+        let alloc = (*tp).tp_alloc.unwrap_or(pyo3::ffi::PyType_GenericAlloc);
+        let obj = Bound::from_owned_ptr_or_err(py, alloc(tp, 0))?;
+        if pyo3::ffi::PyObject_GenericSetAttr(
+            obj.as_ptr(),
+            intern!(py, "int").as_ptr(),
+            int.as_ptr(),
+        ) != 0
+        {
+            return Err(PyErr::fetch(py));
+        }
+        if pyo3::ffi::PyObject_GenericSetAttr(
+            obj.as_ptr(),
+            intern!(py, "is_safe").as_ptr(),
+            safe_unknown.as_ptr(),
+        ) != 0
+        {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(obj)
+    }
 }
 
 /// The canonical hyphenated text form, as `str(uuid)` gives it.
