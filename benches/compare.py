@@ -78,9 +78,7 @@ def reference_python() -> str:
     return str(python)
 
 
-def measure(
-    python: str, lib: str, row: Tuple[str, str, str, str, int], count: int
-) -> float:
+def measure(python: str, lib: str, row: Tuple[str, str, str, str, int], count: int) -> float:
     _, workload, store, runner, _ = row
     out = subprocess.run(
         [

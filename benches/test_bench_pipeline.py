@@ -24,7 +24,5 @@ def test_pipeline_1000_orders(benchmark: Any, runner: str) -> None:
 
 def test_catch_up_5000(benchmark: Any) -> None:
     env = workload.load("eventsourcing_rs")
-    events, _ = benchmark.pedantic(
-        lambda: workload.catch_up(env, 5000), rounds=3, iterations=1
-    )
+    events, _ = benchmark.pedantic(lambda: workload.catch_up(env, 5000), rounds=3, iterations=1)
     assert events == 5000

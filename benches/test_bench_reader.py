@@ -14,9 +14,7 @@ COUNT = 100_000
 def make_log() -> LocalNotificationLog:
     recorder = POPOApplicationRecorder()
     for _ in range(COUNT // 1000):
-        recorder.insert_events(
-            [StoredEvent(uuid4(), 1, "t", b"{}") for _ in range(1000)]
-        )
+        recorder.insert_events([StoredEvent(uuid4(), 1, "t", b"{}") for _ in range(1000)])
     return LocalNotificationLog(recorder, section_size=100)
 
 

@@ -58,9 +58,7 @@ def load(lib: str) -> Dict[str, Any]:
         def policy(self, domain_event: Any, process_event: Any) -> None:
             if isinstance(domain_event, Order.Placed):
                 process_event.save(
-                    Reservation(
-                        order_id=domain_event.originator_id, amount=domain_event.amount
-                    )
+                    Reservation(order_id=domain_event.originator_id, amount=domain_event.amount)
                 )
 
     class Payments(system.ProcessApplication):
@@ -107,9 +105,7 @@ def configure(lib: str, store: str, directory: str) -> None:
     os.environ["INFRASTRUCTURE_FACTORY"] = f"{lib}.sqlite:Factory"
     for name in ("ORDERS", "RESERVATIONS", "PAYMENTS"):
         if store == "sqlite-memory":
-            value = (
-                f"file:{name.lower()}-{time.monotonic_ns()}?mode=memory&cache=shared"
-            )
+            value = f"file:{name.lower()}-{time.monotonic_ns()}?mode=memory&cache=shared"
         else:
             value = os.path.join(directory, f"{name.lower()}.db")
         os.environ[f"{name}_SQLITE_DBNAME"] = value
@@ -210,9 +206,7 @@ def application_save(env: Dict[str, Any], count: int) -> Tuple[int, float]:
     return count, time.perf_counter() - started
 
 
-def run(
-    lib: str, workload: str, store: str, count: int, runner: str = "single"
-) -> Dict[str, Any]:
+def run(lib: str, workload: str, store: str, count: int, runner: str = "single") -> Dict[str, Any]:
     directory = tempfile.mkdtemp(prefix="esrs-bench-")
     try:
         configure(lib, store, directory)

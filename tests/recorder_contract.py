@@ -145,9 +145,7 @@ class RecorderContract:
             for _ in range(7):
                 recorder.insert_events([event(uuid4(), 1)])
 
-            def ids(
-                start: int, limit: int, r: ApplicationRecorder = recorder
-            ) -> List[int]:
+            def ids(start: int, limit: int, r: ApplicationRecorder = recorder) -> List[int]:
                 return [n.id for n in r.select_notifications(start, limit)]
 
             assert ids(1, 3) == [1, 2, 3]
@@ -268,8 +266,7 @@ class RecorderModelMachine(RuleBasedStateMachine):
 
     @rule(
         batch=new_events,
-        tracking=st.none()
-        | st.tuples(st.sampled_from(["up", "side"]), st.integers(0, 6)),
+        tracking=st.none() | st.tuples(st.sampled_from(["up", "side"]), st.integers(0, 6)),
     )
     def insert(
         self,
@@ -316,18 +313,14 @@ class RecorderModelMachine(RuleBasedStateMachine):
             (
                 e
                 for (oid, v), e in self.positions.items()
-                if oid == originator_id
-                and (gt is None or v > gt)
-                and (lte is None or v <= lte)
+                if oid == originator_id and (gt is None or v > gt) and (lte is None or v <= lte)
             ),
             key=lambda e: e.originator_version,
             reverse=desc,
         )
         if limit is not None:
             expected = expected[:limit]
-        got = self.recorder.select_events(
-            originator_id, gt=gt, lte=lte, desc=desc, limit=limit
-        )
+        got = self.recorder.select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
         assert got == expected
 
     @precondition(lambda self: self.numbered())
@@ -335,9 +328,9 @@ class RecorderModelMachine(RuleBasedStateMachine):
     def select_notifications(self, start: int, limit: int) -> None:
         assert isinstance(self.recorder, ApplicationRecorder)
         first = max(start, 1)
-        expected = [
-            (i, *as_tuple(e)) for i, e in enumerate(self.log, start=1) if i >= first
-        ][:limit]
+        expected = [(i, *as_tuple(e)) for i, e in enumerate(self.log, start=1) if i >= first][
+            :limit
+        ]
         got = self.recorder.select_notifications(start, limit)
         assert [(n.id, *as_tuple(n)) for n in got] == expected
 

@@ -14,9 +14,7 @@ from eventsourcing_rs.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 def batch(originator_id: UUID, size: int) -> List[StoredEvent]:
     """``size`` events of one aggregate; the topic records the batch size,
     so a reader can tell a whole batch from part of one."""
-    return [
-        StoredEvent(originator_id, v, f"size={size}", b"x" * 64) for v in range(size)
-    ]
+    return [StoredEvent(originator_id, v, f"size={size}", b"x" * 64) for v in range(size)]
 
 
 def write_batches(db_name: str, inserts: int, size: int) -> Tuple[List[int], int]:
@@ -27,9 +25,7 @@ def write_batches(db_name: str, inserts: int, size: int) -> Tuple[List[int], int
     ids: List[int] = []
     first = uuid4()
     for i in range(inserts):
-        ids.extend(
-            recorder.insert_events(batch(first if i == 0 else uuid4(), size)) or []
-        )
+        ids.extend(recorder.insert_events(batch(first if i == 0 else uuid4(), size)) or [])
     refused = 0
     try:
         # A fresh aggregate's event, then one already recorded.

@@ -46,9 +46,7 @@ class Reservations(ProcessApplication):
     def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
         if isinstance(domain_event, Order.Placed):
             process_event.save(
-                Reservation(
-                    order_id=domain_event.originator_id, number=domain_event.number
-                )
+                Reservation(order_id=domain_event.originator_id, number=domain_event.number)
             )
 
 
@@ -91,9 +89,7 @@ def use_sqlite_files(directory: Path) -> Iterator[None]:
     saved = dict(os.environ)
     os.environ["INFRASTRUCTURE_FACTORY"] = "eventsourcing_rs.sqlite:Factory"
     for cls in (Orders, Reservations, Payments):
-        os.environ[f"{cls.__name__.upper()}_SQLITE_DBNAME"] = str(
-            directory / f"{cls.__name__}.db"
-        )
+        os.environ[f"{cls.__name__.upper()}_SQLITE_DBNAME"] = str(directory / f"{cls.__name__}.db")
     try:
         yield
     finally:

@@ -191,9 +191,7 @@ def test_snapshotting_disabled_by_default() -> None:
 
 
 @pytest.mark.parametrize("where", ["constructor", "os.environ", "class env"])
-def test_snapshotting_enabled_by_environment(
-    where: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_snapshotting_enabled_by_environment(where: str, monkeypatch: pytest.MonkeyPatch) -> None:
     if where == "constructor":
         app = Bank(env={"IS_SNAPSHOTTING_ENABLED": "y"})
     elif where == "os.environ":
@@ -407,9 +405,7 @@ def test_register_transcodings_for_a_custom_type() -> None:
     assert copy.limit == Money(Decimal("100"), "EUR")
     assert copy.payments == [Money(Decimal("9.99"), "GBP")]
     (created, _) = app.log.select(1, 2)
-    assert b'{"_type_": "money", "_data_": {"amount": {"_type_": "decimal_str"' in (
-        created.state
-    )
+    assert b'{"_type_": "money", "_data_": {"amount": {"_type_": "decimal_str"' in (created.state)
 
 
 def test_unregistered_custom_type_fails_save_and_records_nothing() -> None:

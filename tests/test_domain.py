@@ -54,9 +54,7 @@ class Renamed(DomainEvent):
 def test_domain_events_are_frozen_dataclasses() -> None:
     assert isinstance(DomainEvent, MetaDomainEvent)
     assert Renamed.__dataclass_params__.frozen  # type: ignore[attr-defined]
-    renamed = Renamed(
-        originator_id=uuid4(), originator_version=1, timestamp=now(), name="x"
-    )
+    renamed = Renamed(originator_id=uuid4(), originator_version=1, timestamp=now(), name="x")
     assert renamed.name == "x"
     with pytest.raises(FrozenInstanceError):
         renamed.name = "y"  # type: ignore[misc]
@@ -83,9 +81,7 @@ def test_event_constructor_errors_name_the_class() -> None:
             name="x",
             other=1,
         )
-    assert str(caught.value) == (
-        "Renamed.__init__() got an unexpected keyword argument 'other'"
-    )
+    assert str(caught.value) == ("Renamed.__init__() got an unexpected keyword argument 'other'")
 
 
 def base_fields() -> dict:
@@ -412,16 +408,12 @@ def test_init_decorated_with_event_name_or_class() -> None:
             "Can't use both '_created_event_class' and __init__ @event decorator",
         ),
         (
-            lambda: MetaAggregate(
-                "X", (Aggregate,), {"__init__": event(lambda_free_init())}
-            ),
+            lambda: MetaAggregate("X", (Aggregate,), {"__init__": event(lambda_free_init())}),
             "Neither name nor class given to __init__ @event decorator",
         ),
     ],
 )
-def test_conflicting_created_event_choices(
-    make_class: Callable[[], Any], message: str
-) -> None:
+def test_conflicting_created_event_choices(make_class: Callable[[], Any], message: str) -> None:
     with pytest.raises(TypeError) as caught:
         make_class()
     assert str(caught.value) == message
@@ -618,9 +610,7 @@ def test_apply_must_not_return_a_value() -> None:
 
 def test_event_out_of_sequence_raises_version_error() -> None:
     agg = Aggregate()
-    stale = AggregateEvent(
-        originator_id=agg.id, originator_version=agg.version, timestamp=now()
-    )
+    stale = AggregateEvent(originator_id=agg.id, originator_version=agg.version, timestamp=now())
     with pytest.raises(VersionError) as caught:
         stale.mutate(agg)
     assert caught.value.args == (1, 2)
@@ -756,9 +746,7 @@ def test_decorated_method_keyword_and_default_arguments() -> None:
     assert shape.size == (2, 3, "m")
     with pytest.raises(TypeError) as caught:
         shape.resized(2)
-    assert str(caught.value).endswith(
-        "resized() missing 1 required keyword-only argument: 'unit'"
-    )
+    assert str(caught.value).endswith("resized() missing 1 required keyword-only argument: 'unit'")
     assert replay(shape.collect_events()) == shape
 
 
@@ -887,9 +875,7 @@ def test_subclass_inherits_decorated_methods() -> None:
         ("clashing_name", TypeError, "Done event already defined on Bad"),
     ],
 )
-def test_event_decorator_misuse(
-    body: str, exc_type: Type[Exception], message: str
-) -> None:
+def test_event_decorator_misuse(body: str, exc_type: Type[Exception], message: str) -> None:
     def define() -> None:
         if body == "empty_name":
             event("")
@@ -1015,9 +1001,7 @@ def test_explicit_event_class_misuse() -> None:
 def test_event_decorator_unsupported_arguments() -> None:
     with pytest.raises(TypeError) as caught:
         event(1)  # type: ignore[arg-type]
-    assert str(caught.value) == (
-        "Unsupported usage: <class 'int'> is not a str or function"
-    )
+    assert str(caught.value) == ("Unsupported usage: <class 'int'> is not a str or function")
     with pytest.raises(ValueError) as value_caught:
         event("Named")(1)
     assert str(value_caught.value) == (
@@ -1050,9 +1034,7 @@ def test_aggregate_decorator_on_plain_class() -> None:
     assert Note.__bases__ == (Aggregate,)
     assert Note.__doc__ == "A note."
     assert Note.__annotations__ == {"text": str}
-    assert Note.__qualname__.endswith(
-        "test_aggregate_decorator_on_plain_class.<locals>.Note"
-    )
+    assert Note.__qualname__.endswith("test_aggregate_decorator_on_plain_class.<locals>.Note")
     note = Note(text="a")
     note.edit("b")
     assert note.text == "b"

@@ -157,9 +157,7 @@ def state_without_position(event: DomainEvent) -> Dict[str, Any]:
 
 @pytest.mark.parametrize("compress", [False, True], ids=["plain", "zlib"])
 @pytest.mark.parametrize("encrypt", [False, True], ids=["clear", "aes"])
-def test_mapper_round_trip(
-    mapper_cls: Type[Mapper], compress: bool, encrypt: bool
-) -> None:
+def test_mapper_round_trip(mapper_cls: Type[Mapper], compress: bool, encrypt: bool) -> None:
     mapper = make_mapper(mapper_cls, compress, KEY if encrypt else None)
     event = deposited(version=7)
     stored = mapper.from_domain_event(event)
@@ -208,9 +206,7 @@ def test_mapper_reads_what_either_path_writes() -> None:
 
 def renamed_v1_stored(mapper: Mapper, originator_id: UUID) -> StoredEvent:
     state = {"timestamp": datetime(2020, 1, 1, tzinfo=UTC), "old_name": "x"}
-    return StoredEvent(
-        originator_id, 1, get_topic(Renamed), mapper.transcoder.encode(state)
-    )
+    return StoredEvent(originator_id, 1, get_topic(Renamed), mapper.transcoder.encode(state))
 
 
 def test_upcasting_from_v1_and_v2(mapper_cls: Type[Mapper]) -> None:
@@ -229,9 +225,7 @@ def test_upcasting_from_v1_and_v2(mapper_cls: Type[Mapper]) -> None:
         "name": "y",
         "class_version": 2,
     }
-    stored = StoredEvent(
-        originator_id, 2, get_topic(Renamed), mapper.transcoder.encode(v2_state)
-    )
+    stored = StoredEvent(originator_id, 2, get_topic(Renamed), mapper.transcoder.encode(v2_state))
     event = mapper.to_domain_event(stored)
     assert (event.name, event.reason) == ("y", "not recorded")
 
@@ -523,9 +517,7 @@ def test_bad_cipher_key_is_a_value_error() -> None:
 
 
 def test_compressor_topic_as_class_and_as_module() -> None:
-    as_class = construct(
-        {"COMPRESSOR_TOPIC": "eventsourcing_rs.compressor:ZlibCompressor"}
-    )
+    as_class = construct({"COMPRESSOR_TOPIC": "eventsourcing_rs.compressor:ZlibCompressor"})
     assert type(as_class.compressor("")) is ZlibCompressor
     as_module = construct({"COMPRESSOR_TOPIC": "zlib"})
     assert as_module.compressor("") is zlib
@@ -533,9 +525,7 @@ def test_compressor_topic_as_class_and_as_module() -> None:
     mapper = as_module.mapper(transcoder())
     event = deposited()
     stored = mapper.from_domain_event(event)
-    assert zlib.decompress(stored.state) == reference_json(
-        state_without_position(event)
-    )
+    assert zlib.decompress(stored.state) == reference_json(state_without_position(event))
     assert mapper.to_domain_event(stored) == event
 
 
@@ -621,9 +611,7 @@ def test_exception_hierarchy_exclusions() -> None:
 
 
 def make_store(mapper_cls: Type[Mapper] = Mapper) -> EventStore:
-    return EventStore(
-        mapper=make_mapper(mapper_cls), recorder=POPOApplicationRecorder()
-    )
+    return EventStore(mapper=make_mapper(mapper_cls), recorder=POPOApplicationRecorder())
 
 
 def sequence(originator_id: UUID, count: int) -> List[Deposited]:

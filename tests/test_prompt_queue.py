@@ -33,9 +33,7 @@ def test_wait_times_out_with_an_empty_list_and_returns_none_once_stopped() -> No
 def test_stop_wakes_every_waiter() -> None:
     q = PromptQueue()
     results: List[object] = []
-    waiters = [
-        threading.Thread(target=lambda: results.append(q.wait(30))) for _ in range(4)
-    ]
+    waiters = [threading.Thread(target=lambda: results.append(q.wait(30))) for _ in range(4)]
     for w in waiters:
         w.start()
     time.sleep(0.05)

@@ -15,9 +15,7 @@ from hypothesis import strategies as st
 
 def recorder_with(count: int, batch: int = 3) -> POPOApplicationRecorder:
     recorder = POPOApplicationRecorder()
-    events = [
-        StoredEvent(uuid4(), 1, f"topic{i}", f"state{i}".encode()) for i in range(count)
-    ]
+    events = [StoredEvent(uuid4(), 1, f"topic{i}", f"state{i}".encode()) for i in range(count)]
     for i in range(0, count, batch):
         recorder.insert_events(events[i : i + batch])
     return recorder
@@ -97,9 +95,7 @@ def test_reader_following_a_writer_never_skips() -> None:
 
     def write() -> None:
         for _ in range(total // 3):
-            recorder.insert_events(
-                [StoredEvent(uuid4(), 1, "t", b"s") for _ in range(3)]
-            )
+            recorder.insert_events([StoredEvent(uuid4(), 1, "t", b"s") for _ in range(3)])
         done.set()
 
     writer = threading.Thread(target=write)

@@ -67,7 +67,7 @@ class SQLiteStore:
         return recorder
 
 
-@pytest.fixture(params=["popo", "sqlite-file", "sqlite-memory"])
+@pytest.fixture(params=["popo", "sqlite-file", "sqlite-memory", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "popo":
         yield POPOStore()
@@ -75,6 +75,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield SQLiteStore(tmp_path)
     elif request.param == "sqlite-memory":
         yield SQLiteStore(None)
+    elif request.param == "postgres":
+        pytest.importorskip("psycopg", reason="the 'postgres' extra is not installed")
+        from .pg_server import PostgresStore, require_server
+
+        require_server()
+        postgres = PostgresStore()
+        yield postgres
+        postgres.close()
     else:  # pragma: no cover
         raise AssertionError(request.param)
 

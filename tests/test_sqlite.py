@@ -107,9 +107,7 @@ def test_per_application_settings_come_first(tmp_path: Path) -> None:
 
 def test_missing_database_name_is_an_environment_error() -> None:
     with pytest.raises(EnvironmentError) as caught:
-        InfrastructureFactory.construct(
-            "App", {"INFRASTRUCTURE_FACTORY": FACTORY_TOPIC}
-        )
+        InfrastructureFactory.construct("App", {"INFRASTRUCTURE_FACTORY": FACTORY_TOPIC})
     assert caught.value.args[0] == (
         "SQLite database name not found in environment with key 'SQLITE_DBNAME'"
     )
@@ -118,9 +116,7 @@ def test_missing_database_name_is_an_environment_error() -> None:
 @pytest.mark.parametrize(
     "value, expected, seconds", [("", None, 5.0), (" 10 ", 10, 10.0), ("0", 0, 5.0)]
 )
-def test_lock_timeout_setting(
-    value: str, expected: Any, seconds: float, db: Path
-) -> None:
+def test_lock_timeout_setting(value: str, expected: Any, seconds: float, db: Path) -> None:
     factory = Factory("App", sqlite_env(str(db), SQLITE_LOCK_TIMEOUT=value))
     assert factory.datastore.lock_timeout == expected
     assert factory.datastore._datastore.effective_lock_timeout == seconds
@@ -400,9 +396,7 @@ def test_databases_move_between_this_and_the_reference_library(db: Path) -> None
     a = uuid4()
     with closing(sqlite3.connect(db)) as conn:
         conn.executescript(REFERENCE_SCHEMA)
-        conn.execute(
-            "INSERT INTO stored_events VALUES (?,?,?,?)", (a.hex, 0, "t0", b"s0")
-        )
+        conn.execute("INSERT INTO stored_events VALUES (?,?,?,?)", (a.hex, 0, "t0", b"s0"))
         conn.execute("INSERT INTO tracking VALUES (?,?)", ("up", 3))
         conn.commit()
     recorder = SQLiteProcessRecorder(SQLiteDatastore(str(db)))

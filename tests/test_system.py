@@ -85,9 +85,7 @@ class TestSystemDefinition:
 
     def test_processor_must_be_a_process_application(self) -> None:
         class PlainFollower(Follower):
-            def policy(
-                self, domain_event: AggregateEvent, process_event: ProcessEvent
-            ) -> None:
+            def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
                 pass
 
         with pytest.raises(TypeError, match="Not a process application class"):
@@ -140,9 +138,7 @@ class TestSingleThreadedRunnerErrors:
             "Reservations",
         )
         assert error.notification_id == 2
-        assert "Payments failed to process notification 2 from Reservations" in str(
-            error
-        )
+        assert "Payments failed to process notification 2 from Reservations" in str(error)
         assert isinstance(error.__cause__, PolicyFailure)
         # Nothing was recorded for the failed notification.
         assert payments.recorder.max_tracking_id("Reservations") == 1
@@ -155,9 +151,7 @@ class TestSingleThreadedRunnerErrors:
         assert runner.prompts_received == []
 
     def test_other_followers_still_process_when_one_fails(self) -> None:
-        runner = SingleThreadedRunner(
-            System(pipes=[[Orders, Reservations], [Orders, Payments]])
-        )
+        runner = SingleThreadedRunner(System(pipes=[[Orders, Reservations], [Orders, Payments]]))
         runner.start()
 
         class Boom(Exception):
@@ -166,9 +160,7 @@ class TestSingleThreadedRunnerErrors:
         reservations = runner.get(Reservations)
         original = reservations.policy
 
-        def failing_policy(
-            domain_event: AggregateEvent, process_event: ProcessEvent
-        ) -> None:
+        def failing_policy(domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
             raise Boom()
 
         reservations.policy = failing_policy  # type: ignore[method-assign]
@@ -183,9 +175,7 @@ class TestSingleThreadedRunnerErrors:
 
 
 class TestMultiThreadedRunnerErrors:
-    def test_error_is_reraised_by_stop_and_restart_processes_once(
-        self, sqlite_files: Path
-    ) -> None:
+    def test_error_is_reraised_by_stop_and_restart_processes_once(self, sqlite_files: Path) -> None:
         Payments.failing = {3}
         runner = MultiThreadedRunner(System(pipes=PIPES))
         runner.start()
@@ -246,9 +236,7 @@ def test_exactly_once_across_restart_on_sqlite_files(
 
 def test_recording_a_notification_twice_is_refused() -> None:
     class Copier(ProcessApplication):
-        def policy(
-            self, domain_event: AggregateEvent, process_event: ProcessEvent
-        ) -> None:
+        def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
             pass
 
     copier = Copier()

@@ -81,9 +81,7 @@ def as_decoded(text: str) -> str:
     """What a string becomes after a JSON round trip: escaped surrogate
     pairs (\\ud83d\\ude00) are read back as the one character they spell,
     while lone surrogates stay as they are."""
-    return text.encode("utf-16-le", "surrogatepass").decode(
-        "utf-16-le", "surrogatepass"
-    )
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def comparable(value: Any) -> Any:
@@ -118,9 +116,7 @@ texts = st.one_of(
     st.text(max_size=12),
     st.text(st.characters(max_codepoint=0x7F), max_size=12),
     st.text(st.characters(min_codepoint=0x10000), max_size=6),
-    st.text(
-        st.characters(max_codepoint=0x1F) | st.sampled_from('"\\/\x7f'), max_size=8
-    ),
+    st.text(st.characters(max_codepoint=0x1F) | st.sampled_from('"\\/\x7f'), max_size=8),
     st.text(surrogates | st.characters(max_codepoint=0xFF), max_size=8),
 )
 fixed_offsets = st.builds(
@@ -312,9 +308,7 @@ def test_datetime_in_zoneinfo_zone_keeps_its_offset() -> None:
     zone = zoneinfo.ZoneInfo("America/St_Johns")  # UTC-03:30 in winter
     value = datetime(2021, 1, 15, 8, 30, 0, 123456, tzinfo=zone)
     data = transcoder.encode(value)
-    assert data == (
-        b'{"_type_": "datetime_iso", "_data_": "2021-01-15T08:30:00.123456-03:30"}'
-    )
+    assert data == (b'{"_type_": "datetime_iso", "_data_": "2021-01-15T08:30:00.123456-03:30"}')
     decoded = transcoder.decode(data)
     assert decoded == value
     assert decoded.utcoffset() == timedelta(hours=-3, minutes=-30)
@@ -420,9 +414,7 @@ def test_non_string_keys_are_converted_as_json_converts_them() -> None:
     }
 
 
-@pytest.mark.parametrize(
-    "key", [(1, 2), b"bytes", UUID(int=1), Decimal("1"), frozenset()]
-)
+@pytest.mark.parametrize("key", [(1, 2), b"bytes", UUID(int=1), Decimal("1"), frozenset()])
 def test_key_of_invalid_type_is_a_type_error(key: Any) -> None:
     with pytest.raises(TypeError, match=type(key).__name__):
         standard_transcoder().encode({key: 1})
@@ -627,9 +619,7 @@ def test_subclass_of_standard_transcoding_is_called() -> None:
     transcoder.register(UUIDAsUpperHex())
     value = UUID(int=2**127 + 10)
     data = transcoder.encode(value)
-    assert data == b'{"_type_": "uuid_upper", "_data_": "%s"}' % (
-        value.hex.upper().encode()
-    )
+    assert data == b'{"_type_": "uuid_upper", "_data_": "%s"}' % (value.hex.upper().encode())
     assert transcoder.decode(data) == value
 
 
@@ -647,9 +637,7 @@ def test_later_registration_for_a_type_wins_for_encoding() -> None:
     transcoder = standard_transcoder()
     transcoder.register(UUIDAsInt())
     value = UUID(int=2**100)
-    assert transcoder.encode(value) == b'{"_type_": "uuid_int", "_data_": %d}' % (
-        2**100
-    )
+    assert transcoder.encode(value) == b'{"_type_": "uuid_int", "_data_": %d}' % (2**100)
     # Data written with the earlier name still reads back.
     assert transcoder.decode(spec_encode(value)) == value
 
@@ -726,10 +714,7 @@ def test_unknown_type_name_innermost_is_reported(data: bytes) -> None:
 
 
 def test_duplicate_keys_are_read_as_json_reads_them() -> None:
-    data = (
-        b'{"_type_": "uuid_hex", "_type_": "decimal_str", "_data_": "1.5", '
-        b'"x": 1, "x": 2}'
-    )
+    data = b'{"_type_": "uuid_hex", "_type_": "decimal_str", "_data_": "1.5", "x": 1, "x": 2}'
     # Not a transcoded object: it has a third key, kept once, with its last value.
     assert (
         JSONTranscoder().decode(data)

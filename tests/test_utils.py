@@ -82,9 +82,7 @@ def test_topic_without_module_is_refused() -> None:
     assert "':Thing'" in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    "topic", ["no_such_module_here:X", "collections:NoSuchThing", ":X"]
-)
+@pytest.mark.parametrize("topic", ["no_such_module_here:X", "collections:NoSuchThing", ":X"])
 def test_unresolvable_topics_raise_what_factories_catch(topic: str) -> None:
     # Infrastructure factories catch exactly these two types.
     with pytest.raises((ModuleNotFoundError, AttributeError)):

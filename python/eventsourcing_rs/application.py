@@ -66,9 +66,7 @@ class Repository(Generic[TAggregate]):
             ):
                 gt = snapshot.originator_version
                 aggregate = snapshot.mutate()
-        for domain_event in self.event_store.get(
-            originator_id=aggregate_id, gt=gt, lte=version
-        ):
+        for domain_event in self.event_store.get(originator_id=aggregate_id, gt=gt, lte=version):
             aggregate = domain_event.mutate(aggregate)
         if aggregate is None:
             raise AggregateNotFound((aggregate_id, version))
@@ -122,9 +120,7 @@ class LocalNotificationLog(NotificationLog):
         self.section_size = section_size
 
     def __getitem__(self, requested_section_id: str) -> Section:
-        start, limit = _core.section_start_and_limit(
-            requested_section_id, self.section_size
-        )
+        start, limit = _core.section_start_and_limit(requested_section_id, self.section_size)
         notifications = self.select(start, limit) if limit else []
         if not notifications:
             return Section(id=None, items=notifications, next_id=None)
@@ -172,9 +168,7 @@ class Application(ABC, Generic[TAggregate]):
         self.repository = self.construct_repository()
         self.log = self.construct_notification_log()
 
-    def construct_env(
-        self, env: Optional[Mapping[str, str]] = None
-    ) -> Mapping[str, str]:
+    def construct_env(self, env: Optional[Mapping[str, str]] = None) -> Mapping[str, str]:
         """Merges the class's env, the process environment and ``env``."""
         merged = dict(type(self).env)
         if type(self).is_snapshotting_enabled or type(self).snapshotting_intervals:

@@ -31,9 +31,7 @@ class AESCipher(Cipher):
     @staticmethod
     def check_key_size(num_bytes: int) -> None:
         if num_bytes not in AESCipher.KEY_SIZES:
-            raise ValueError(
-                f"Invalid key size: {num_bytes} not in {AESCipher.KEY_SIZES}"
-            )
+            raise ValueError(f"Invalid key size: {num_bytes} not in {AESCipher.KEY_SIZES}")
 
     @staticmethod
     def random_bytes(num_bytes: int) -> bytes:
@@ -63,6 +61,5 @@ class AESCipher(Cipher):
             return self._aead.decrypt(nonce, encrypted + tag, None)
         except InvalidTag:
             raise ValueError(
-                "Cipher text is damaged: MAC check failed "
-                "(wrong key, or the data was altered)"
+                "Cipher text is damaged: MAC check failed (wrong key, or the data was altered)"
             ) from None

@@ -31,8 +31,7 @@ class singledispatchmethod(functools.singledispatchmethod):  # noqa: N801
         def dispatching(obj: Any, *args: Any, **kwargs: Any) -> Any:
             if not args:
                 raise TypeError(
-                    f"{dispatching.__qualname__}() requires at least "
-                    "1 positional argument"
+                    f"{dispatching.__qualname__}() requires at least 1 positional argument"
                 )
             implementation = dispatch(args[0].__class__)
             return implementation.__get__(obj, type(obj))(*args, **kwargs)

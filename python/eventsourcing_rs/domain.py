@@ -338,9 +338,7 @@ class _BoundSignature:
             bound.append(inspect.Parameter("id", _POSITIONAL_OR_KEYWORD))
         # Positional-only and variadic parameters can't be recorded as named
         # event fields, so they are never bound.
-        bound.extend(
-            p for p in parameters if p.kind in (_POSITIONAL_OR_KEYWORD, _KEYWORD_ONLY)
-        )
+        bound.extend(p for p in parameters if p.kind in (_POSITIONAL_OR_KEYWORD, _KEYWORD_ONLY))
         self.positional = tuple(p.name for p in bound if p.kind is not _KEYWORD_ONLY)
         self.keyword_only = tuple(p.name for p in bound if p.kind is _KEYWORD_ONLY)
         self.required_positional = tuple(
@@ -374,9 +372,7 @@ class _BoundSignature:
         func_name = getattr(self.method, "__name__", "")
         if not func_name.isidentifier():
             func_name = "bind"
-        binder = _compile_function(
-            func_name, params, [f"return {{{items}}}"], namespace
-        )
+        binder = _compile_function(func_name, params, [f"return {{{items}}}"], namespace)
         binder.__qualname__ = getattr(self.method, "__qualname__", func_name)
         return binder
 
@@ -388,9 +384,7 @@ class _BoundSignature:
             error = self._explain(args, kwargs) or native_error
         raise error
 
-    def _explain(
-        self, args: Tuple[Any, ...], kwargs: Dict[str, Any]
-    ) -> TypeError | None:
+    def _explain(self, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> TypeError | None:
         """Describe why a call doesn't fit.
 
         Problems are looked for in the order eventsourcing 9.1 reports them:
@@ -469,18 +463,14 @@ class CommandMethodDecorator:
             self.initialise_from_decorated_method(original_method=arg)
         elif isinstance(arg, property):
             setter_name = getattr(arg.fset, "__name__", "")
-            raise TypeError(
-                f"@event on {setter_name}() property setter requires event class name"
-            )
+            raise TypeError(f"@event on {setter_name}() property setter requires event class name")
         elif isinstance(arg, staticmethod):
             raise TypeError(
-                f"{arg.__func__.__name__}() staticmethod can't be "
-                "used to update aggregate state"
+                f"{arg.__func__.__name__}() staticmethod can't be used to update aggregate state"
             )
         elif isinstance(arg, classmethod):
             raise TypeError(
-                f"{arg.__func__.__name__}() classmethod can't be "
-                "used to update aggregate state"
+                f"{arg.__func__.__name__}() classmethod can't be used to update aggregate state"
             )
         else:
             raise TypeError(f"Unsupported usage: {type(arg)} is not a str or function")
@@ -493,9 +483,7 @@ class CommandMethodDecorator:
         # elsewhere (an explicit name or class, or the default "Created").
         if method_name != "__init__":
             self.is_name_inferred_from_method = True
-            self.event_cls_name = "".join(
-                part.capitalize() for part in method_name.split("_")
-            )
+            self.event_cls_name = "".join(part.capitalize() for part in method_name.split("_"))
         _check_no_variable_params(original_method)
 
     def initialise_from_event_cls(self, event_cls: Type[AggregateEvent[Any]]) -> None:
@@ -533,32 +521,22 @@ class CommandMethodDecorator:
         elif isinstance(arg, property):
             if arg.fset is None:
                 getter_name = getattr(arg.fget, "__name__", "")
-                raise TypeError(
-                    f"@event can't decorate {getter_name}() property getter"
-                )
+                raise TypeError(f"@event can't decorate {getter_name}() property getter")
             if not isinstance(arg.fset, FunctionType):
-                raise TypeError(
-                    f"Unsupported usage: {type(arg.fset)} is not a FunctionType"
-                )
+                raise TypeError(f"Unsupported usage: {type(arg.fset)} is not a FunctionType")
             _check_no_variable_params(arg.fset)
             self.is_decorating_a_property = True
             self.decorated_property = arg
             self.original_method = arg.fset
             self.property_setter_arg_name = self._setter_arg_name()
         else:
-            raise ValueError(
-                f"Unsupported usage: {type(arg)} is not a str or a FunctionType"
-            )
+            raise ValueError(f"Unsupported usage: {type(arg)} is not a str or a FunctionType")
         given = self.given_event_cls
         if given is not None:
             if given in original_methods:
-                raise TypeError(
-                    f"{given.__name__} event class used in more than one decorator"
-                )
+                raise TypeError(f"{given.__name__} event class used in more than one decorator")
             if "apply" in given.__dict__:
-                raise TypeError(
-                    f"{given.__name__} event class has unexpected apply() method"
-                )
+                raise TypeError(f"{given.__name__} event class has unexpected apply() method")
             # The given class is applied by calling the decorated method.
             setattr(given, "apply", DecoratedEvent.apply)  # noqa: B010
             original_methods[cast(MetaDomainEvent, given)] = self.original_method
@@ -570,8 +548,7 @@ class CommandMethodDecorator:
             names = [p.name for p in _parameters_after_self(self.original_method)]
             if len(names) != 1:
                 raise TypeError(
-                    f"{self.original_method.__name__}() property setter must take "
-                    "exactly one value"
+                    f"{self.original_method.__name__}() property setter must take exactly one value"
                 )
             self.property_setter_arg_name = names[0]
         return self.property_setter_arg_name
@@ -608,8 +585,7 @@ class CommandMethodDecorator:
         if not self.is_decorating_a_property:
             assert self.original_method is not None
             raise AttributeError(
-                f"can't assign to {self.original_method.__name__}(): "
-                "it is an @event method"
+                f"can't assign to {self.original_method.__name__}(): it is an @event method"
             )
         self._trigger(instance, (), {self._setter_arg_name(): value})
 
@@ -665,9 +641,7 @@ class BoundCommandMethodDecorator:
         # looked up on demand rather than copied on every method lookup.
         if name in ("__name__", "__qualname__"):
             return getattr(self.event_decorator.original_method, name)
-        raise AttributeError(
-            f"{type(self).__name__!r} object has no attribute {name!r}"
-        )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def trigger(self, *args: Any, **kwargs: Any) -> None:
         """Trigger the decorated method's event with the given arguments."""
@@ -750,33 +724,24 @@ class MetaAggregate(ABCMeta):
         created_event_class: Type[AggregateCreated] | None = None
         if "_created_event_class" in own:
             if created_event_name:
-                raise TypeError(
-                    "Can't use both '_created_event_class' and 'created_event_name'"
-                )
+                raise TypeError("Can't use both '_created_event_class' and 'created_event_name'")
             created_event_class = own["_created_event_class"]
 
         init_method = own["__init__"]
         if isinstance(init_method, CommandMethodDecorator):
             init_decorator = init_method
             if created_event_name:
-                raise TypeError(
-                    "Can't use both 'created_event_name' and __init__ @event decorator"
-                )
+                raise TypeError("Can't use both 'created_event_name' and __init__ @event decorator")
             if created_event_class:
                 raise TypeError(
-                    "Can't use both '_created_event_class' and __init__ @event "
-                    "decorator"
+                    "Can't use both '_created_event_class' and __init__ @event decorator"
                 )
             if init_decorator.event_cls_name:
                 created_event_name = init_decorator.event_cls_name
             elif init_decorator.given_event_cls:
-                created_event_class = cast(
-                    Type[AggregateCreated], init_decorator.given_event_cls
-                )
+                created_event_class = cast(Type[AggregateCreated], init_decorator.given_event_cls)
             else:
-                raise TypeError(
-                    "Neither name nor class given to __init__ @event decorator"
-                )
+                raise TypeError("Neither name nor class given to __init__ @event decorator")
             init_method = init_decorator.original_method
             setattr(cls, "__init__", init_method)  # noqa: B010
 
@@ -832,9 +797,7 @@ class MetaAggregate(ABCMeta):
     ) -> Type[AggregateCreated]:
         _check_no_variable_params(init_method)
         annotations = {
-            p.name: "typing.Any"
-            for p in _parameters_after_self(init_method)
-            if p.name != "id"
+            p.name: "typing.Any" for p in _parameters_after_self(init_method) if p.name != "id"
         }
         created_event_class = MetaDomainEvent(
             event_cls_name,
@@ -878,9 +841,7 @@ class MetaAggregate(ABCMeta):
                 continue
             event_cls_name = cast(str, decorator.event_cls_name)
             if event_cls_name in own:
-                raise TypeError(
-                    f"{event_cls_name} event already defined on {cls.__name__}"
-                )
+                raise TypeError(f"{event_cls_name} event already defined on {cls.__name__}")
             event_cls = MetaDomainEvent(
                 event_cls_name,
                 (DecoratedEvent,),
@@ -897,9 +858,7 @@ class MetaAggregate(ABCMeta):
         init_method = cls.__init__  # type: ignore[misc]
         signature = cls._init_signature
         if signature is None or signature.method is not init_method:
-            signature = _BoundSignature(
-                init_method, expects_id=cls._annotations_mention_id
-            )
+            signature = _BoundSignature(init_method, expects_id=cls._annotations_mention_id)
             cls._init_signature = signature
         kwargs = signature.bind(args, kwargs)
         created_event_class = cls._created_event_class

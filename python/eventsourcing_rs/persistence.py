@@ -469,10 +469,7 @@ class InfrastructureFactory(ABC):
                 f"Failed to resolve infrastructure factory topic: '{topic}' "
                 f"from environment variable '{cls.TOPIC}'"
             ) from error
-        if not (
-            isinstance(factory_cls, type)
-            and issubclass(factory_cls, InfrastructureFactory)
-        ):
+        if not (isinstance(factory_cls, type) and issubclass(factory_cls, InfrastructureFactory)):
             raise AssertionError(f"Not an infrastructure factory: {topic}")
         return factory_cls(application_name=application_name, env=env)
 
@@ -507,8 +504,7 @@ class InfrastructureFactory(ABC):
         key = self.getenv(self.CIPHER_KEY, application_name=application_name)
         if topic and not key:
             raise EnvironmentError(
-                f"'{self.CIPHER_KEY}' not set in env, "
-                f"although '{self.CIPHER_TOPIC}' was set"
+                f"'{self.CIPHER_KEY}' not set in env, although '{self.CIPHER_TOPIC}' was set"
             )
         if not key:
             return None

@@ -101,9 +101,7 @@ class SQLiteAggregateRecorder(AggregateRecorder):
             raise TypeError(f"Not an SQLiteDatastore: {datastore!r}")
         self.datastore = datastore
         self.events_table_name = events_table_name
-        self._recorder = _core.SQLiteRecorder(
-            datastore._datastore, events_table_name, self._kind
-        )
+        self._recorder = _core.SQLiteRecorder(datastore._datastore, events_table_name, self._kind)
         self.create_table_statements = self.construct_create_table_statements()
 
     def construct_create_table_statements(self) -> List[str]:
@@ -167,8 +165,7 @@ class Factory(InfrastructureFactory):
         db_name = self.getenv(self.SQLITE_DBNAME)
         if not db_name:
             raise EnvironmentError(
-                "SQLite database name not found in environment "
-                f"with key '{self.SQLITE_DBNAME}'"
+                f"SQLite database name not found in environment with key '{self.SQLITE_DBNAME}'"
             )
         timeout_text = (self.getenv(self.SQLITE_LOCK_TIMEOUT) or "").strip()
         lock_timeout: Optional[int] = None

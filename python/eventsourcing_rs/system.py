@@ -66,13 +66,10 @@ class ProcessingError(Exception):
         error: BaseException,
     ):
         position = (
-            f"notification {notification_id}"
-            if notification_id is not None
-            else "notifications"
+            f"notification {notification_id}" if notification_id is not None else "notifications"
         )
         super().__init__(
-            f"{application_name} failed to process {position} from "
-            f"{leader_name}: {error!r}"
+            f"{application_name} failed to process {position} from {leader_name}: {error!r}"
         )
         self.application_name = application_name
         self.leader_name = leader_name
@@ -281,9 +278,7 @@ class System:
                     edges.add((previous.__name__, cls.__name__))
                 previous = cls
         self.edges = list(edges)
-        self.nodes: Dict[str, str] = {
-            name: get_topic(cls) for name, cls in classes.items()
-        }
+        self.nodes: Dict[str, str] = {name: get_topic(cls) for name, cls in classes.items()}
         self.follows: Dict[str, List[str]] = defaultdict(list)
         self.leads: Dict[str, List[str]] = defaultdict(list)
         for leader, follower in edges:
@@ -363,21 +358,15 @@ class Runner(ABC):
         """Returns the running instance of an application class."""
 
 
-def _processing_error(
-    follower: Follower, leader_name: str, error: Exception
-) -> ProcessingError:
+def _processing_error(follower: Follower, leader_name: str, error: Exception) -> ProcessingError:
     position = follower.processing
     notification_id = position[1] if position and position[0] == leader_name else None
-    wrapped = ProcessingError(
-        type(follower).__name__, leader_name, notification_id, error
-    )
+    wrapped = ProcessingError(type(follower).__name__, leader_name, notification_id, error)
     wrapped.__cause__ = error
     return wrapped
 
 
-def _behind(
-    system: System, apps: Dict[str, Application], only: Optional[str] = None
-) -> List[str]:
+def _behind(system: System, apps: Dict[str, Application], only: Optional[str] = None) -> List[str]:
     """Leaders with notifications some follower (or ``only`` that one) has
     not processed yet."""
     names: List[str] = []

@@ -61,9 +61,7 @@ def resolve_topic(topic: str) -> Any:
         pass
     module_name, _, attr_path = topic.partition(":")
     if not module_name:
-        raise ModuleNotFoundError(
-            f"Failed to resolve topic {topic!r}: it names no module"
-        )
+        raise ModuleNotFoundError(f"Failed to resolve topic {topic!r}: it names no module")
     try:
         module = get_module(module_name)
     except ModuleNotFoundError as e:
