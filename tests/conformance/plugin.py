@@ -125,9 +125,7 @@ def _message(report: pytest.CollectReport | pytest.TestReport) -> str:
         return _first_line(crash.message)
     # Import errors at collection come as plain text; the "E" lines carry
     # the exception, and the last one is the one raised.
-    error_lines = [
-        line[1:].strip() for line in str(longrepr).splitlines() if line.startswith("E ")
-    ]
+    error_lines = [line[1:].strip() for line in str(longrepr).splitlines() if line.startswith("E ")]
     if error_lines:
         return error_lines[-1][:MESSAGE_LIMIT]
     return _first_line(str(longrepr))

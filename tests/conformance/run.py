@@ -247,9 +247,7 @@ class GroupResult:
         return self.skipped + sum(self.deselected.values())
 
     def counts(self) -> str:
-        return (
-            f"{self.passed} passed, {self.failed} failed, {self.total_skipped} skipped"
-        )
+        return f"{self.passed} passed, {self.failed} failed, {self.total_skipped} skipped"
 
 
 # --------------------------------------------------------------------------
@@ -298,9 +296,7 @@ def fetch_sdist(cache: Path) -> Path:
             str(cache),
         ]
         if subprocess.run(command, stdin=subprocess.DEVNULL).returncode != 0:
-            raise HarnessError(
-                f"pip download of {REFERENCE}=={REFERENCE_VERSION} failed"
-            )
+            raise HarnessError(f"pip download of {REFERENCE}=={REFERENCE_VERSION} failed")
         if not sdist.exists():
             raise HarnessError(f"pip download did not produce {sdist}")
     actual = sha256_of(sdist)
@@ -313,9 +309,7 @@ def fetch_sdist(cache: Path) -> Path:
     return sdist
 
 
-def scratch_destination(
-    relative: PurePosixPath, with_reference: bool
-) -> PurePosixPath | None:
+def scratch_destination(relative: PurePosixPath, with_reference: bool) -> PurePosixPath | None:
     """Where a file of the sdist's ``eventsourcing/`` directory goes, if anywhere."""
     if ".." in relative.parts:
         return None
@@ -344,9 +338,7 @@ def unpack(sdist: Path, scratch: Path, with_reference: bool) -> list[PurePosixPa
             target.write_bytes(stream.read())
             written.append(destination)
     if not any(path.parts[0] == SCRATCH_PACKAGE for path in written):
-        raise HarnessError(
-            f"{sdist} holds no {REFERENCE}/tests or {REFERENCE}/examples"
-        )
+        raise HarnessError(f"{sdist} holds no {REFERENCE}/tests or {REFERENCE}/examples")
     return written
 
 
@@ -384,10 +376,7 @@ def prepare_scratch(sdist: Path, scratch: Path, implementation: str) -> list[str
     shutil.copyfile(PLUGIN_FILE, package / "conftest.py")
     for name in ("plans", "results", "logs"):
         (scratch / name).mkdir()
-    print(
-        f"scratch: {scratch} ({len(files)} files unpacked, "
-        f"{rewrites} prefixes rewritten)"
-    )
+    print(f"scratch: {scratch} ({len(files)} files unpacked, {rewrites} prefixes rewritten)")
     return sorted(
         str(PurePosixPath(*path.parts[1:]))
         for path in files
@@ -400,8 +389,7 @@ def clear_scratch(scratch: Path) -> None:
     marker = scratch / SCRATCH_MARKER
     if scratch.exists() and any(scratch.iterdir()) and not marker.exists():
         raise HarnessError(
-            f"{scratch} is not empty and was not made by this harness; "
-            "choose another --scratch"
+            f"{scratch} is not empty and was not made by this harness; choose another --scratch"
         )
     if scratch.exists():
         shutil.rmtree(scratch)
@@ -410,9 +398,7 @@ def clear_scratch(scratch: Path) -> None:
 
 
 def is_test_file(path: PurePosixPath) -> bool:
-    return path.suffix == ".py" and (
-        path.name == "test.py" or path.name.startswith("test_")
-    )
+    return path.suffix == ".py" and (path.name == "test.py" or path.name.startswith("test_"))
 
 
 def check_assignment(test_files: list[str]) -> None:
@@ -447,9 +433,7 @@ def load_exclusions(path: Path, test_files: list[str]) -> list[Deselection]:
         if not reason:
             raise HarnessError(f"{where}: an exclusion needs a reason after '#'")
         if not pattern or any(ch.isspace() for ch in pattern):
-            raise HarnessError(
-                f"{where}: expected one node id before '#', got {pattern!r}"
-            )
+            raise HarnessError(f"{where}: expected one node id before '#', got {pattern!r}")
         file_part = pattern.split("::", 1)[0]
         if file_part not in test_files:
             raise HarnessError(f"{where}: {file_part} is not a test file of the sdist")
@@ -492,18 +476,13 @@ def report_imports(implementation: str, scratch: Path) -> None:
         command, cwd=scratch, capture_output=True, text=True, stdin=subprocess.DEVNULL
     )
     try:
-        found: dict[str, str | None] = json.loads(
-            completed.stdout.strip().splitlines()[-1]
-        )
+        found: dict[str, str | None] = json.loads(completed.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         print(f"import check: could not run ({completed.stderr.strip()[-300:]})")
         return
     location = found.pop("__location__")
     if location is None:
-        print(
-            f"package under test: {implementation} NOT IMPORTABLE "
-            f"({found['__error__']})"
-        )
+        print(f"package under test: {implementation} NOT IMPORTABLE ({found['__error__']})")
         return
     print(f"package under test: {implementation} from {location}")
     importing = [name for name, error in found.items() if error is None]
@@ -514,10 +493,7 @@ def report_imports(implementation: str, scratch: Path) -> None:
 
 
 def postgres_settings() -> dict[str, str]:
-    return {
-        key: os.environ.get(key) or default
-        for key, default in POSTGRES_DEFAULTS.items()
-    }
+    return {key: os.environ.get(key) or default for key, default in POSTGRES_DEFAULTS.items()}
 
 
 def probe_postgres() -> str | None:
@@ -582,9 +558,7 @@ def run_pytest(
             start_new_session=True,
         )
         assert process.stdout is not None
-        pump = threading.Thread(
-            target=copy_output, args=(process.stdout, log, echo), daemon=True
-        )
+        pump = threading.Thread(target=copy_output, args=(process.stdout, log, echo), daemon=True)
         pump.start()
         try:
             return_code: int | None = process.wait(timeout=timeout)
@@ -641,9 +615,7 @@ def classify(event: dict[str, Any]) -> str:
 SEVERITY = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
 
 
-def tally(
-    result: GroupResult, events: list[dict[str, Any]], timed_out: str | None
-) -> None:
+def tally(result: GroupResult, events: list[dict[str, Any]], timed_out: str | None) -> None:
     outcomes: dict[str, tuple[str, str]] = {}
     started: list[str] = []
     for event in events:
@@ -692,9 +664,7 @@ def group_plan(
         if name == POSTGRES_GROUP:
             deselect.insert(0, Deselection("*", "needs-postgres", reason))
         else:
-            deselect += [
-                Deselection(p, "needs-postgres", reason) for p in NEEDS_POSTGRES
-            ]
+            deselect += [Deselection(p, "needs-postgres", reason) for p in NEEDS_POSTGRES]
     return deselect
 
 
@@ -738,9 +708,7 @@ def run_group(
         command, env, scratch, result.log, options.show_output, options.timeout
     )
     result.seconds = time.monotonic() - started
-    timed_out = (
-        None if return_code is not None else f"timed out after {options.timeout:g}s"
-    )
+    timed_out = None if return_code is not None else f"timed out after {options.timeout:g}s"
     tally(result, read_events(results_path), timed_out)
     check_return_code(result, return_code)
     return result
@@ -752,9 +720,7 @@ def check_return_code(result: GroupResult, return_code: int | None) -> None:
         return
     ran = result.passed + result.failed + result.skipped
     if return_code == 5 and not ran and not result.deselected:
-        add_failure(
-            result, "error", f"<group {result.name}>", "pytest collected no tests"
-        )
+        add_failure(result, "error", f"<group {result.name}>", "pytest collected no tests")
     elif return_code not in (0, 5) and not result.failed:
         add_failure(
             result,
@@ -771,9 +737,7 @@ def mark_not_run(result: GroupResult, reason: str) -> None:
         # Modules that failed even to import were not counted as tests; say
         # so, and count each as one skipped entry rather than a failure.
         messages = Counter(message for _, message in result.failures)
-        result.notes += [
-            f"{n} module(s) did not collect: {m}" for m, n in messages.items()
-        ]
+        result.notes += [f"{n} module(s) did not collect: {m}" for m, n in messages.items()]
         result.deselected["needs-postgres"] += result.failed
         result.failed = result.errors = 0
         result.failures.clear()
@@ -826,9 +790,7 @@ def print_group(result: GroupResult, options: argparse.Namespace) -> None:
 
 def print_summary(results: list[GroupResult]) -> int:
     """Print the table and the closing line; returns the number failed."""
-    print(
-        "\nconformance summary (excluded and PostgreSQL-less tests count as skipped):"
-    )
+    print("\nconformance summary (excluded and PostgreSQL-less tests count as skipped):")
     for result in results:
         flag = "  (not run: no PostgreSQL)" if result.not_run_reason else ""
         print(f"  {result.name:22s} {result.counts()}{flag}")
@@ -854,14 +816,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         choices=list(GROUPS),
         help="run only this group (repeatable)",
     )
-    parser.add_argument(
-        "--list", action="store_true", help="list the groups and their files"
-    )
+    parser.add_argument("--list", action="store_true", help="list the groups and their files")
     parser.add_argument(
         "--reference",
         action="store_true",
-        help=f"baseline: run the tests against the unmodified {REFERENCE} "
-        f"{REFERENCE_VERSION}",
+        help=f"baseline: run the tests against the unmodified {REFERENCE} {REFERENCE_VERSION}",
     )
     parser.add_argument(
         "--require-postgres",
@@ -879,9 +838,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=1200,
         help="seconds allowed per group (default 1200)",
     )
-    parser.add_argument(
-        "--show-output", action="store_true", help="echo pytest's output"
-    )
+    parser.add_argument("--show-output", action="store_true", help="echo pytest's output")
     parser.add_argument(
         "--failures",
         action="store_true",
@@ -893,16 +850,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=5,
         help="failure reasons shown per group (default 5)",
     )
-    parser.add_argument(
-        "--scratch", type=Path, help="scratch directory (recreated every run)"
-    )
+    parser.add_argument("--scratch", type=Path, help="scratch directory (recreated every run)")
     options, pytest_args = parser.parse_known_args(argv)
     if pytest_args and pytest_args[0] == "--":
         pytest_args = pytest_args[1:]
     elif pytest_args:
-        parser.error(
-            f"unrecognized arguments: {' '.join(pytest_args)} (use -- for pytest's)"
-        )
+        parser.error(f"unrecognized arguments: {' '.join(pytest_args)} (use -- for pytest's)")
     options.pytest_args = pytest_args
     return options
 
@@ -921,9 +874,7 @@ def needs_postgres_probe(groups: list[str]) -> bool:
 
 def announce_postgres(problem: str | None, options: argparse.Namespace) -> None:
     settings = postgres_settings()
-    hard_coded = {
-        key: POSTGRES_DEFAULTS[key] for key in ("POSTGRES_HOST", "POSTGRES_PORT")
-    }
+    hard_coded = {key: POSTGRES_DEFAULTS[key] for key in ("POSTGRES_HOST", "POSTGRES_PORT")}
     if any(settings[key] != value for key, value in hard_coded.items()):
         print(
             "PostgreSQL: warning: the reference tests connect to 127.0.0.1:5432 "
@@ -954,10 +905,7 @@ def main(argv: list[str]) -> int:
             (options.scratch or cache / f"scratch-{implementation}").resolve(),
             "scratch directory",
         )
-        print(
-            f"conformance: {REFERENCE} {REFERENCE_VERSION} tests, "
-            f"run against {implementation}"
-        )
+        print(f"conformance: {REFERENCE} {REFERENCE_VERSION} tests, run against {implementation}")
         sdist = fetch_sdist(cache)
         print(f"sdist: {sdist} (sha256 verified)")
         test_files = prepare_scratch(sdist, scratch, implementation)
@@ -980,9 +928,7 @@ def main(argv: list[str]) -> int:
     print()
     results = []
     for name in groups:
-        deselect = group_plan(
-            name, exclusions, postgres_problem, options.require_postgres
-        )
+        deselect = group_plan(name, exclusions, postgres_problem, options.require_postgres)
         result = run_group(name, scratch, deselect, implementation, options)
         if name == POSTGRES_GROUP and postgres_problem and not options.require_postgres:
             mark_not_run(result, postgres_problem)
