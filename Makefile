@@ -42,7 +42,7 @@ rust-test:
 	$(CARGO_ENV) cargo test --quiet
 
 pg:
-	bash tests/pg_server.sh start
+	bash tests/pg_server.sh start --install
 
 pg-stop:
 	bash tests/pg_server.sh stop
