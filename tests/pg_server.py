@@ -26,6 +26,7 @@ from eventsourcing_rs.postgres import (
     PostgresDatastore,
     PostgresProcessRecorder,
 )
+from psycopg.conninfo import make_conninfo
 
 
 def settings() -> Dict[str, str]:
@@ -45,7 +46,7 @@ def unavailable() -> Optional[str]:
     """Why the server can't be used, or None when it answers."""
     s = settings()
     try:
-        psycopg.connect(connect_timeout=3, **s).close()
+        psycopg.connect(make_conninfo(**s), connect_timeout=3).close()
     except psycopg.Error as error:
         return (
             f"no PostgreSQL server at {s['host']}:{s['port']} (database "
@@ -68,7 +69,8 @@ def require_server() -> None:
 
 def connect(**overrides: Any) -> psycopg.Connection[Any]:
     """A plain psycopg connection (autocommit) to the test database."""
-    return psycopg.connect(**{**settings(), **overrides}, autocommit=True)
+    conninfo = make_conninfo(**{**settings(), **overrides})
+    return psycopg.connect(conninfo, autocommit=True)
 
 
 def datastore(**options: Any) -> PostgresDatastore:

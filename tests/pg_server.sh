@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A private PostgreSQL server for the tests.
 #
-#   tests/pg_server.sh start [--install]   start it (idempotent), ensure roles and database
+#   tests/pg_server.sh start [--install]   start it (idempotent), ensure roles and database;
+#                                          with --install (or ESRS_PG_INSTALL=1, or CI=true),
+#                                          install PostgreSQL with apt-get if it is missing
 #   tests/pg_server.sh stop                stop the server this script started
 #   tests/pg_server.sh status              say whether a server answers
 #
@@ -172,6 +174,10 @@ CONF
 
 start() {
     local may_install=no
+    # A fresh CI machine has nothing installed by hand: install there.
+    if [[ "${ESRS_PG_INSTALL:-}" == 1 || "${CI:-}" == true ]]; then
+        may_install=yes
+    fi
     for arg in "$@"; do
         case "$arg" in
             --install) may_install=yes ;;

@@ -54,6 +54,13 @@ def _uuid4_factory() -> Callable[[], UUID]:
     """
     if getattr(UUID, "__slots__", None) != ("int", "is_safe", "__weakref__"):
         return uuid4
+    try:
+        # The native core draws from the same OS source, in one call.
+        from eventsourcing_rs._core import uuid4 as native_uuid4
+    except ImportError:  # pragma: no cover - the package always ships it
+        pass
+    else:
+        return native_uuid4
     new_object = object.__new__
     set_slot = object.__setattr__
     from_bytes = int.from_bytes

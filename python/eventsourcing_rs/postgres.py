@@ -12,6 +12,7 @@ Connections opened before a ``fork()`` are left to the parent process.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
@@ -25,6 +26,7 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Tuple,
     Type,
     TypeVar,
 )
@@ -56,8 +58,11 @@ from eventsourcing_rs.utils import strtobool
 
 T = TypeVar("T")
 
+# A statement and the values for its "%s" placeholders.
+Statement = Tuple[str, Sequence[Any]]
+
 # Most specific first: psycopg's classes follow PEP 249, as ours do.
-_ERROR_CLASSES: Sequence[tuple[Type[psycopg.Error], Type[PersistenceError]]] = (
+_ERROR_CLASSES: Sequence[Tuple[Type[psycopg.Error], Type[PersistenceError]]] = (
     (psycopg.InterfaceError, InterfaceError),
     (psycopg.DataError, DataError),
     (psycopg.OperationalError, OperationalError),
@@ -75,7 +80,13 @@ _EVENT_KEY_DETAIL = re.compile(
 # An unquoted SQL name, optionally qualified by a schema. Table names are
 # written into statements as they are (folded to lower case by PostgreSQL,
 # as 9.1 relied on), so nothing else may get through.
-_TABLE_NAME = re.compile(r"[^\W\d][\w$]{0,62}(\.[^\W\d][\w$]{0,62})?")
+_TABLE_NAME = re.compile(r"[^\W\d]\w{0,62}(\.[^\W\d]\w{0,62})?")
+
+# Inserts of up to this many events use statements prepared once per
+# connection (one per batch size); larger batches go as arrays.
+_PREPARED_BATCH_MAX = 16
+
+_DOLLAR_PARAM = re.compile(r"\$(\d+)")
 
 
 def _check_table_name(name: str) -> str:
@@ -131,7 +142,8 @@ def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], _Row]:
 
 class Connection:
     """A thread's connection to the database, with what the datastore
-    needs to know about it (its age, which process opened it)."""
+    needs to know about it (its age, which process opened it, what has
+    been prepared on it)."""
 
     def __init__(self, c: psycopg.Connection[Any], max_age: Optional[float]):
         self.c = c
@@ -141,11 +153,39 @@ class Connection:
         # Whether the connection has served a call before: only then may a
         # failure be blamed on the connection having gone stale.
         self.uses = 0
+        # Whether a transaction or a recorder call is running on it now.
+        self.in_use = False
+        # Prepared statements' names, by their SQL text. Names are never
+        # reused, even after the map is cleared (see PostgresDatastore._run).
+        self.prepared: Dict[str, str] = {}
+        self._names = itertools.count(1)
 
     def cursor(self) -> psycopg.Cursor[Any]:
         """A cursor whose rows are lists that can also be indexed by
         column name."""
         return self.c.cursor(row_factory=_row_factory)
+
+    def prepare(self, statement: str) -> str:
+        """The name of ``statement`` (with ``$n`` placeholders) prepared on
+        this connection, preparing it the first time."""
+        name = self.prepared.get(statement)
+        if name is None:
+            name = self.new_name()
+            self.c.execute(f"PREPARE {name} AS {statement}")
+            self.prepared[statement] = name
+        return name
+
+    def new_name(self) -> str:
+        """A name for a statement to prepare."""
+        # Numbered, not derived from the text: names can't collide, even
+        # between tables whose long names share a prefix.
+        return f"esrs_{next(self._names)}"
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> List[Any]:
+        """The rows of ``statement`` (with ``$n`` placeholders), prepared
+        on this connection, run with ``params``."""
+        execute = _execute(self.prepare(statement), params)
+        return _send_together(self.c, [execute])[0][1]
 
     def begin(self) -> None:
         self.c.execute("BEGIN")
@@ -165,9 +205,7 @@ class Connection:
 
     @property
     def is_expired(self) -> bool:
-        return self.max_age is not None and (
-            time.monotonic() - self.created >= self.max_age
-        )
+        return self.max_age is not None and (time.monotonic() - self.created >= self.max_age)
 
 
 class Transaction:
@@ -187,6 +225,7 @@ class Transaction:
             self.c.begin()
         except psycopg.Error as error:
             raise self._error(error) from error
+        self.c.in_use = True
         return self.c
 
     def __exit__(
@@ -195,6 +234,7 @@ class Transaction:
         exc_val: Optional[BaseException],
         exc_tb: Optional[TracebackType],
     ) -> None:
+        self.c.in_use = False
         try:
             if exc_val is None and self.commit:
                 self.c.commit()
@@ -266,11 +306,19 @@ class PostgresDatastore:
             self._after_fork()
         conn = self._connections.get(threading.get_ident())
         if conn is not None:
+            if conn.in_use:
+                # Running a recorder (or another transaction) inside an open
+                # transaction on the same thread would commit or roll back
+                # the outer one from underneath it.
+                raise ProgrammingError(
+                    "This thread's PostgreSQL connection is already in a "
+                    "transaction: transactions of a datastore can't be nested"
+                )
             if conn.is_closed or conn.is_expired:
                 self._discard(conn)
             elif conn.c.info.transaction_status != TransactionStatus.IDLE:
-                # Left inside a transaction (by a thread that died, whose id
-                # this thread now has, or by an interrupted call).
+                # Left inside a transaction by a call that was interrupted,
+                # or by a thread that ended and whose id this one now has.
                 try:
                     conn.rollback()
                 except psycopg.Error:
@@ -309,6 +357,10 @@ class PostgresDatastore:
                 password=self.password,
                 connect_timeout=5,
                 autocommit=True,
+                # psycopg's own automatic preparing is off: after a rollback
+                # it deallocates every prepared statement of the session,
+                # ours included. We prepare what we run often ourselves.
+                prepare_threshold=None,
                 options=f"-c idle_in_transaction_session_timeout={timeout_ms}",
             )
         except psycopg.Error as error:
@@ -317,7 +369,9 @@ class PostgresDatastore:
                 f"{self.host}:{self.port} as '{self.user}': {error}"
             ) from error
         conn = Connection(pg, max_age=self.conn_max_age)
-        ident = threading.get_ident()
+        # Registers threads not started by the threading module (so the
+        # sweep below sees them as running) and gives this thread's id.
+        ident = threading.current_thread().ident or threading.get_ident()
         with self._lock:
             self._connections[ident] = conn
             stale = self._connections_of_ended_threads()
@@ -364,41 +418,32 @@ class PostgresDatastore:
         except Exception:  # noqa: BLE001 - nothing can be done at collection
             pass
 
-    def _run(
-        self,
-        context: str,
-        work: Callable[[psycopg.Connection[Any]], T],
-        *,
-        retry: bool = True,
-    ) -> T:
+    def _run(self, context: str, work: Callable[[Connection], T]) -> T:
         """Runs ``work`` on this thread's connection and translates errors.
 
         A connection left idle may have been closed by the server (restart,
         administrator, timeout) without the client knowing until it is used.
         If a reused connection fails that way, ``work`` runs once more on a
-        fresh one — but only when ``retry`` is true: callers pass false
-        where a COMMIT may have reached the server, because then the
-        outcome is unknown and repeating could do it twice.
+        fresh one. That is safe because ``work`` functions that write send
+        their COMMIT on its own, after everything else has succeeded, and
+        a lost COMMIT is reported as such (see :func:`_commit`), not retried.
         """
-        conn = self.get_connection()
-        try:
-            return self._run_on(conn, context, work)
-        except _Stale as stale:
-            if not (retry and stale.reused):
-                raise stale.error from stale.error.__cause__
-        return self._run_on(self.get_connection(), context, work)
+        for attempt in range(2):
+            conn = self.get_connection()
+            try:
+                return self._run_on(conn, context, work)
+            except _Retry as retry:
+                if attempt or not retry.reused:
+                    raise retry.error from retry.cause
+        raise AssertionError("unreachable")
 
-    def _run_on(
-        self,
-        conn: Connection,
-        context: str,
-        work: Callable[[psycopg.Connection[Any]], T],
-    ) -> T:
+    def _run_on(self, conn: Connection, context: str, work: Callable[[Connection], T]) -> T:
         reused = conn.uses > 0
         conn.uses += 1
+        conn.in_use = True
         pg = conn.c
         try:
-            return work(pg)
+            return work(conn)
         except psycopg.Error as error:
             if not pg.closed:
                 try:
@@ -408,26 +453,117 @@ class PostgresDatastore:
             if pg.closed:
                 self._discard(conn)
                 lost = _lost_connection(context, error)
-                lost.__cause__ = error
-                raise _Stale(lost, reused) from error
+                raise _Retry(lost, error, reused) from None
+            if isinstance(error, psycopg.errors.InvalidSqlStatementName):
+                # A prepared statement has gone (DISCARD ALL, say): prepare
+                # again, and run again, as on a new connection.
+                conn.prepared.clear()
+                raise _Retry(_translate(error, context), error, reused) from None
             raise _translate(error, context) from error
         except BaseException:
-            # Our own errors (a refused tracking record) and interruptions:
-            # whatever the transaction did must not stay half done.
+            # Our own errors (a refused tracking record, a lost commit) and
+            # interruptions: the transaction must not stay open.
             try:
                 pg.rollback()
             except psycopg.Error:
                 self._discard(conn)
             raise
+        finally:
+            conn.in_use = False
 
 
-class _Stale(Exception):
-    """Carries the error of a call whose connection died."""
+class _Retry(Exception):
+    """Carries the error of a call that may be run again."""
 
-    def __init__(self, error: InterfaceError, reused: bool):
+    def __init__(self, error: PersistenceError, cause: psycopg.Error, reused: bool):
         super().__init__(str(error))
         self.error = error
+        self.cause = cause
         self.reused = reused
+
+
+def _commit(pg: psycopg.Connection[Any]) -> None:
+    """Commits; if the connection is lost on the way, says that the outcome
+    is unknown (the server may or may not have committed) instead of
+    letting the call be retried, which could then do it twice."""
+    try:
+        pg.commit()
+    except psycopg.Error as error:
+        if not pg.closed:
+            raise
+        raise InterfaceError(
+            f"Lost the connection to PostgreSQL while committing; whether the "
+            f"transaction was committed is unknown: {error}"
+        ) from error
+
+
+def _send_together(
+    pg: psycopg.Connection[Any], statements: Sequence[Statement]
+) -> List[Tuple[int, List[Any]]]:
+    """Runs the statements in one round trip, as one query with the values
+    bound on the client; returns each one's row count and rows."""
+    query = "; ".join(statement for statement, _ in statements)
+    params = [value for _, values in statements for value in values]
+    with psycopg.ClientCursor(pg) as cursor:
+        cursor.execute(query, params)
+        results = []
+        while True:
+            rows = cursor.fetchall() if cursor.description is not None else []
+            results.append((cursor.rowcount, rows))
+            if not cursor.nextset():
+                return results
+
+
+def _execute(name: str, params: Sequence[Any]) -> Statement:
+    """EXECUTE of a prepared statement, its values bound on the client."""
+    if not params:
+        return f"EXECUTE {name}", ()
+    return f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params
+
+
+def _write(
+    conn: Connection,
+    before: Sequence[Statement],
+    statement: str,
+    params: Sequence[Any],
+    prepared: bool,
+    after: Sequence[Statement] = (),
+) -> Tuple[int, List[Any]]:
+    """Runs ``before``, then ``statement`` (with ``$n`` placeholders), then
+    ``after``; returns the row count and rows of ``statement``.
+
+    A ``prepared`` statement is prepared once per connection and sent with
+    the others in one round trip, its values bound on the client. Otherwise
+    (for big batches, whose values are arrays) it goes in a round trip of
+    its own, its values bound on the server in binary, which is much faster
+    for many values than quoting them into the text.
+
+    The caller sends COMMIT apart, after this: a failure here is then
+    certain to have changed nothing."""
+    if prepared:
+        name = conn.prepared.get(statement)
+        if name is None:
+            # Preparing an INSERT locks its table as the INSERT would; done
+            # after ``before`` (which may take the table lock, with its
+            # timeout), not ahead of it, where it could wait forever.
+            name = conn.new_name()
+            prepare = (f"PREPARE {name} AS {statement}", ())
+            _send_together(conn.c, [*before, prepare])
+            conn.prepared[statement] = name
+            before = ()
+        results = _send_together(conn.c, [*before, _execute(name, params), *after])
+        return results[len(before)]
+    _send_together(conn.c, before)
+    named = _DOLLAR_PARAM.sub(r"%(p\1)b", statement)
+    values = {f"p{n}": value for n, value in enumerate(params, start=1)}
+    cursor = conn.c.execute(named, values)
+    result = (
+        cursor.rowcount,
+        cursor.fetchall() if cursor.description is not None else [],
+    )
+    if after:
+        _send_together(conn.c, after)
+    return result
 
 
 def _close_quietly(conn: Connection) -> None:
@@ -444,31 +580,61 @@ def _milliseconds(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
+def _new_events(stored_events: Sequence[StoredEvent], first: int) -> Tuple[str, List[Any], bool]:
+    """The batch as a table ``new`` (its columns and ``batch_index``), with
+    placeholders from ``$first``: the SQL, its values, and whether to
+    prepare it (see :func:`_write`)."""
+    count = len(stored_events)
+    if count <= _PREPARED_BATCH_MAX:
+        # Typed, as rows of a VALUES list outside an INSERT must be.
+        rows = []
+        params: List[Any] = []
+        for i, e in enumerate(stored_events):
+            n = first + 4 * i
+            rows.append(f"({i}, ${n}::uuid, ${n + 1}::integer, ${n + 2}::text, ${n + 3}::bytea)")
+            params += (e.originator_id, e.originator_version, e.topic, e.state)
+        sql = (
+            "new (batch_index, originator_id, originator_version, topic, state) "
+            f"AS (VALUES {', '.join(rows)})"
+        )
+        return sql, params, True
+    n = first
+    sql = (
+        f"new AS (SELECT * FROM unnest(${n}::uuid[], ${n + 1}::integer[], "
+        f"${n + 2}::text[], ${n + 3}::bytea[]) WITH ORDINALITY AS batch "
+        "(originator_id, originator_version, topic, state, batch_index))"
+    )
+    arrays = [
+        [e.originator_id for e in stored_events],
+        [e.originator_version for e in stored_events],
+        [e.topic for e in stored_events],
+        [e.state for e in stored_events],
+    ]
+    return sql, arrays, False
+
+
 class PostgresAggregateRecorder(AggregateRecorder):
     """Records aggregates' stored events in a PostgreSQL table.
 
-    The table has 9.1's columns: ``originator_id`` (uuid), ``originator_version``
-    (integer), ``topic`` (text), ``state`` (bytea), keyed by the first two.
+    The table has 9.1's columns: ``originator_id`` (uuid),
+    ``originator_version`` (integer), ``topic`` (text), ``state`` (bytea),
+    keyed by the first two.
     """
 
     def __init__(self, datastore: PostgresDatastore, events_table_name: str):
         self.datastore = datastore
         self.events_table_name = _check_table_name(events_table_name)
         self.create_table_statements = self.construct_create_table_statements()
-        # One statement inserts the whole batch, in the order given (the
-        # order notification ids are assigned in, for application recorders).
+        # Completed with the rows: one statement for the whole batch.
         self.insert_events_statement = (
             f"INSERT INTO {self.events_table_name} "
-            "(originator_id, originator_version, topic, state) "
-            "SELECT i, v, t, s FROM unnest("
-            "%s::uuid[], %s::integer[], %s::text[], %s::bytea[]"
-            ") WITH ORDINALITY AS batch(i, v, t, s, n) ORDER BY n"
+            "(originator_id, originator_version, topic, state)"
         )
         self.select_events_statement = (
             "SELECT originator_id, originator_version, topic, state "
-            f"FROM {self.events_table_name} WHERE originator_id = %s"
+            f"FROM {self.events_table_name} WHERE originator_id = $1"
         )
-        self._select_statements: Dict[tuple[bool, bool, bool, bool], str] = {}
+        self._select_statements: Dict[Tuple[bool, bool, bool, bool], str] = {}
 
     def construct_create_table_statements(self) -> List[str]:
         return [
@@ -484,7 +650,8 @@ class PostgresAggregateRecorder(AggregateRecorder):
     def create_table(self) -> None:
         """Creates the table (and index) if they don't exist."""
 
-        def work(pg: psycopg.Connection[Any]) -> None:
+        def work(conn: Connection) -> None:
+            pg = conn.c
             pg.execute("BEGIN")
             # CREATE ... IF NOT EXISTS is not safe against itself: two
             # processes starting at once can both try, and one fails on the
@@ -494,12 +661,10 @@ class PostgresAggregateRecorder(AggregateRecorder):
                 ("eventsourcing_rs.create_table:" + self.events_table_name,),
             )
             for statement in self.create_table_statements:
-                pg.execute(statement.encode())
-            pg.commit()
+                pg.execute(statement)
+            _commit(pg)
 
-        self.datastore._run(
-            f"Creating table '{self.events_table_name}' failed", work, retry=False
-        )
+        self.datastore._run(f"Creating table '{self.events_table_name}' failed", work)
 
     def insert_events(
         self, stored_events: List[StoredEvent], **kwargs: Any
@@ -510,36 +675,66 @@ class PostgresAggregateRecorder(AggregateRecorder):
         twice in ``stored_events``) raises :class:`IntegrityError`."""
         if not stored_events:
             return None
-        params = _batch_params(stored_events)
+        new, params, prepared = _new_events(stored_events, 1)
+        statement = (
+            f"WITH {new} {self.insert_events_statement} "
+            "SELECT originator_id, originator_version, topic, state FROM new"
+        )
 
-        def work(pg: psycopg.Connection[Any]) -> None:
-            # Autocommit: the single statement is its own transaction.
-            pg.execute(self.insert_events_statement, params)
+        def work(conn: Connection) -> None:
+            _write(conn, [("BEGIN", ())], statement, params, prepared)
+            _commit(conn.c)
 
-        self._run_insert(work, retry=False)
+        self._run_insert(work, stored_events)
         return None
 
-    def _run_insert(self, work: Callable[[psycopg.Connection[Any]], T], retry: bool) -> T:
+    def _run_insert(
+        self, work: Callable[[Connection], T], stored_events: Sequence[StoredEvent]
+    ) -> T:
         try:
             return self.datastore._run(
                 f"Inserting events into table '{self.events_table_name}' failed",
                 work,
-                retry=retry,
             )
         except IntegrityError as error:
-            raise self._describe_conflict(error) from error.__cause__
+            described = self._describe_conflict(error, stored_events)
+            if described is error:
+                raise
+            raise described from error.__cause__
 
-    def _describe_conflict(self, error: IntegrityError) -> IntegrityError:
+    def _describe_conflict(
+        self, error: IntegrityError, stored_events: Sequence[StoredEvent]
+    ) -> IntegrityError:
+        """Says which event conflicted, in the words the other stores use."""
         cause = error.__cause__
-        if isinstance(cause, psycopg.errors.UniqueViolation):
-            match = _EVENT_KEY_DETAIL.search(cause.diag.message_detail or "")
-            if match and cause.diag.table_name == _unqualified(self.events_table_name):
-                return IntegrityError(
-                    f"event at version {match['version']} of aggregate "
-                    f"{match['id']} is already recorded "
-                    f"(table '{self.events_table_name}')"
-                )
-        return error
+        if not isinstance(cause, psycopg.errors.UniqueViolation):
+            return error
+        if cause.diag.table_name != _unqualified(self.events_table_name):
+            return error
+        match = _EVENT_KEY_DETAIL.search(cause.diag.message_detail or "")
+        if match is None:
+            return error
+        originator_id, version = UUID(match["id"]), int(match["version"])
+        in_batch = sum(
+            1
+            for e in stored_events
+            if e.originator_version == version and e.originator_id == originator_id
+        )
+        if in_batch > 1:
+            return self._duplicate_error(originator_id, version)
+        return self._conflict_error(originator_id, version)
+
+    def _duplicate_error(self, originator_id: UUID, version: int) -> IntegrityError:
+        return IntegrityError(
+            f"two events at version {version} of aggregate {originator_id} "
+            f"in one insert (table '{self.events_table_name}')"
+        )
+
+    def _conflict_error(self, originator_id: UUID, version: int) -> IntegrityError:
+        return IntegrityError(
+            f"event at version {version} of aggregate {originator_id} is already "
+            f"recorded (table '{self.events_table_name}')"
+        )
 
     def select_events(
         self,
@@ -556,12 +751,10 @@ class PostgresAggregateRecorder(AggregateRecorder):
             params.append(lte)
         if limit is not None:
             params.append(limit)
-        statement = self._select_statement(
-            gt is not None, lte is not None, desc, limit is not None
-        )
+        statement = self._select_statement(gt is not None, lte is not None, desc, limit is not None)
 
-        def work(pg: psycopg.Connection[Any]) -> List[StoredEvent]:
-            rows = pg.execute(statement, params).fetchall()
+        def work(conn: Connection) -> List[StoredEvent]:
+            rows = conn.query(statement, params)
             return [StoredEvent(i, v, t, s) for i, v, t, s in rows]
 
         return self.datastore._run(
@@ -569,36 +762,36 @@ class PostgresAggregateRecorder(AggregateRecorder):
         )
 
     def _select_statement(self, gt: bool, lte: bool, desc: bool, limit: bool) -> str:
-        # Keyed by the base statement too, in case it was replaced.
         key = (gt, lte, desc, limit)
         cached = self._select_statements.get(key)
+        # Checked against the base statement, in case that was replaced.
         if cached is not None and cached.startswith(self.select_events_statement):
             return cached
         parts = [self.select_events_statement]
+        n = 1
         if gt:
-            parts.append("AND originator_version > %s")
+            n += 1
+            parts.append(f"AND originator_version > ${n}")
         if lte:
-            parts.append("AND originator_version <= %s")
-        parts.append("ORDER BY originator_version DESC" if desc else "ORDER BY originator_version ASC")
+            n += 1
+            parts.append(f"AND originator_version <= ${n}")
+        parts.append("ORDER BY originator_version " + ("DESC" if desc else "ASC"))
         if limit:
-            parts.append("LIMIT %s")
+            n += 1
+            parts.append(f"LIMIT ${n}")
         statement = " ".join(parts)
         self._select_statements[key] = statement
         return statement
 
 
-def _batch_params(stored_events: Sequence[StoredEvent]) -> tuple[Any, ...]:
-    return (
-        [e.originator_id for e in stored_events],
-        [e.originator_version for e in stored_events],
-        [e.topic for e in stored_events],
-        [e.state for e in stored_events],
-    )
-
-
 class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder):
     """Records stored events in a PostgreSQL table, numbering them with a
-    ``notification_id`` (a SERIAL column with a unique index, as in 9.1)."""
+    ``notification_id`` (a SERIAL column with a unique index, as in 9.1).
+
+    A refused insert (a conflicting event, a stale tracking record) takes
+    no notification ids, so ids run without gaps unless a transaction fails
+    for other reasons (a lost connection, say).
+    """
 
     def __init__(
         self,
@@ -606,20 +799,21 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         events_table_name: str = "stored_events",
     ):
         super().__init__(datastore, events_table_name)
-        self.insert_events_statement += " RETURNING notification_id"
-        self.lock_table_statement = (
-            f"LOCK TABLE {self.events_table_name} IN EXCLUSIVE MODE"
-        )
+        self.lock_table_statement = f"LOCK TABLE {self.events_table_name} IN EXCLUSIVE MODE"
         self.select_notifications_statement = (
             "SELECT notification_id, originator_id, originator_version, topic, state "
             f"FROM {self.events_table_name} "
-            "WHERE notification_id >= %s ORDER BY notification_id LIMIT %s"
+            "WHERE notification_id >= $1 ORDER BY notification_id LIMIT $2"
         )
         self.max_notification_id_statement = (
             f"SELECT MAX(notification_id) FROM {self.events_table_name}"
         )
-        # LISTEN/NOTIFY: None until enable_notify() names a channel.
+        # LISTEN/NOTIFY: None until enable_notify() names a channel. Under
+        # the table lock, the largest id is the last one this insert took.
         self.notify_channel: Optional[str] = None
+        self.notify_statement = (
+            f"SELECT pg_notify(%s, MAX(notification_id)::text) FROM {self.events_table_name}"
+        )
 
     def construct_create_table_statements(self) -> List[str]:
         index_name = _unqualified(self.events_table_name) + "_notification_id_idx"
@@ -640,8 +834,8 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         """From now on, each insert that records events also sends
         ``NOTIFY channel`` (by default the table's name), with the last new
         notification id as payload, in the same transaction: listeners hear
-        of the events only once they are committed, and never of a rolled
-        back insert. Returns the channel's name."""
+        of the events only once they are committed, and never of a refused
+        or rolled back insert. Returns the channel's name."""
         self.notify_channel = channel or _unqualified(self.events_table_name)
         return self.notify_channel
 
@@ -654,68 +848,104 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         tracking: Optional[Tracking] = kwargs.get("tracking")
         if not stored_events and tracking is None:
             return []
-        params = _batch_params(stored_events) if stored_events else None
+        self._refuse_duplicates(stored_events)
+        statement, params, prepared = self._guarded_insert(stored_events, tracking)
+        expected_rows = len(stored_events) or 1
+        after: List[Statement] = []
+        if self.notify_channel is not None and stored_events:
+            after.append((self.notify_statement, (self.notify_channel,)))
         lock_timeout = _milliseconds(self.datastore.lock_timeout)
+        # Notification ids come from a sequence as rows are inserted, but
+        # become visible when transactions commit, in whatever order that
+        # happens. Without a lock, a reader could see id 12 committed before
+        # id 11 is, move past 11, and never see it. EXCLUSIVE mode lets one
+        # writer in at a time, from taking ids to committing them, so ids
+        # are committed in order; reads (ACCESS SHARE) are not blocked. It
+        # is the lock 9.1 takes, so its writers and ours serialise with each
+        # other on a shared table. The lock also makes the guards of the
+        # statement (no conflicting event, no later tracking record) exact.
+        before: List[Statement] = [
+            ("BEGIN", ()),
+            (f"SET LOCAL lock_timeout = {lock_timeout}", ()),
+            (self.lock_table_statement, ()),
+        ]
 
-        def work(pg: psycopg.Connection[Any]) -> List[int]:
-            events_cursor = pg.cursor()
-            tracking_cursor = pg.cursor()
-            # One round trip for everything up to the commit. The commit
-            # goes on its own so that a failure before it is certain to
-            # have changed nothing (and may be retried on a new connection).
-            with pg.pipeline():
-                pg.execute("BEGIN")
-                pg.execute(f"SET LOCAL lock_timeout = {lock_timeout}")
-                # Notification ids come from a sequence as rows are
-                # inserted, but become visible when transactions commit, in
-                # whatever order that happens. Without a lock, a reader
-                # could see id 12 committed before id 11 is, move past 11,
-                # and never see it. EXCLUSIVE mode lets one writer in at a
-                # time, from taking ids to committing them, so ids are
-                # committed in order; reads (ACCESS SHARE) are not blocked.
-                # It is also the lock 9.1 takes, so its writers and ours
-                # serialise with each other on a shared table.
-                pg.execute(self.lock_table_statement)
-                if tracking is not None:
-                    self._insert_tracking(tracking_cursor, tracking)
-                if params is not None:
-                    events_cursor.execute(self.insert_events_statement, params)
-            if tracking is not None:
-                self._check_tracking_inserted(pg, tracking_cursor, tracking)
-            notification_ids = (
-                [row[0] for row in events_cursor.fetchall()] if params else []
-            )
-            if self.notify_channel is not None and notification_ids:
-                pg.execute(
-                    "SELECT pg_notify(%s, %s)",
-                    (self.notify_channel, str(max(notification_ids))),
-                )
-            pg.commit()
-            # Ids are taken in batch order, so sorting gives them in the
-            # order of the events, whatever order RETURNING used.
-            notification_ids.sort()
-            return notification_ids
+        def work(conn: Connection) -> List[int]:
+            rowcount, rows = _write(conn, before, statement, params, prepared, after)
+            if rowcount != expected_rows:
+                conn.rollback()
+                raise self._refusal(conn, stored_events, tracking)
+            _commit(conn.c)
+            # Ids are taken in the order of the rows, so sorting gives them
+            # in the order of the events, whatever order RETURNING used.
+            return sorted(row[0] for row in rows) if stored_events else []
 
-        return self._run_insert(work, retry=True)
+        return self._run_insert(work, stored_events)
 
-    def _insert_tracking(self, cursor: psycopg.Cursor[Any], tracking: Tracking) -> None:
-        raise AssertionError(
-            f"{type(self).__name__} records no tracking; use a process recorder"
+    def _refuse_duplicates(self, stored_events: Sequence[StoredEvent]) -> None:
+        # Found here, before the database, since a failing INSERT would
+        # have taken notification ids.
+        seen = set()
+        for e in stored_events:
+            key = (e.originator_id, e.originator_version)
+            if key in seen:
+                raise self._duplicate_error(e.originator_id, e.originator_version)
+            seen.add(key)
+
+    def _guarded_insert(
+        self, stored_events: Sequence[StoredEvent], tracking: Optional[Tracking]
+    ) -> Tuple[str, List[Any], bool]:
+        """The statement that inserts the events (nothing at all if one of
+        them is already recorded) and gives their ids; its values; whether
+        to prepare it."""
+        new, params, prepared = _new_events(stored_events, 1)
+        return (
+            f"WITH {new} {self._insert_new_events('')}",
+            params,
+            prepared,
         )
 
-    def _check_tracking_inserted(
-        self, pg: psycopg.Connection[Any], cursor: psycopg.Cursor[Any], tracking: Tracking
-    ) -> None:
-        pass
+    def _insert_new_events(self, condition: str) -> str:
+        return (
+            f"{self.insert_events_statement} "
+            "SELECT originator_id, originator_version, topic, state FROM new "
+            f"WHERE {condition}NOT EXISTS (SELECT 1 FROM {self.events_table_name} "
+            "JOIN new USING (originator_id, originator_version)) "
+            # Ids are taken in this order: the order of the events.
+            "ORDER BY batch_index RETURNING notification_id"
+        )
+
+    def _refusal(
+        self,
+        conn: Connection,
+        stored_events: Sequence[StoredEvent],
+        tracking: Optional[Tracking],
+    ) -> IntegrityError:
+        """Finds out, after the rollback, why the insert was refused."""
+        if stored_events:
+            ids = list({e.originator_id for e in stored_events})
+            rows = conn.c.execute(
+                "SELECT originator_id, originator_version "
+                f"FROM {self.events_table_name} WHERE originator_id = ANY(%s)",
+                (ids,),
+            ).fetchall()
+            recorded = set(map(tuple, rows))
+            for e in stored_events:
+                if (e.originator_id, e.originator_version) in recorded:
+                    return self._conflict_error(e.originator_id, e.originator_version)
+        return IntegrityError(
+            f"Insert into table '{self.events_table_name}' was refused, but no "
+            "conflicting event was found (was it removed meanwhile?)"
+        )
 
     def select_notifications(self, start: int, limit: int) -> List[Notification]:
         """Returns up to ``limit`` notifications with ids from ``start``."""
 
-        def work(pg: psycopg.Connection[Any]) -> List[Notification]:
-            rows = pg.execute(self.select_notifications_statement, (start, limit))
+        def work(conn: Connection) -> List[Notification]:
+            rows = conn.query(self.select_notifications_statement, (start, limit))
             return [
                 Notification(id=n, originator_id=i, originator_version=v, topic=t, state=s)
-                for n, i, v, t, s in rows.fetchall()
+                for n, i, v, t, s in rows
             ]
 
         return self.datastore._run(
@@ -726,20 +956,24 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
     def max_notification_id(self) -> int:
         """Returns the largest notification id, or 0 when there is none."""
 
-        def work(pg: psycopg.Connection[Any]) -> int:
-            row = pg.execute(self.max_notification_id_statement).fetchone()
-            return (row[0] if row else None) or 0
+        def work(conn: Connection) -> int:
+            rows = conn.query(self.max_notification_id_statement)
+            return (rows[0][0] if rows else None) or 0
 
         return self.datastore._run(
-            "Selecting the max notification id from table "
-            f"'{self.events_table_name}' failed",
+            f"Selecting the max notification id from table '{self.events_table_name}' failed",
             work,
         )
 
 
 class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
     """Records stored events and, in the same transaction, tracking
-    records: which notification of which application they came from."""
+    records: which notification of which application they came from.
+
+    A tracking record at or below the last one recorded for its application
+    is refused (not only an equal one, which the table's key would refuse
+    anyway): going backwards would mean processing notifications twice.
+    """
 
     def __init__(
         self,
@@ -749,19 +983,18 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
     ):
         self.tracking_table_name = _check_table_name(tracking_table_name)
         super().__init__(datastore, events_table_name)
-        # Refuses a position at or below the last one recorded (not only an
-        # equal one, which the key would refuse anyway): going backwards
-        # would mean processing notifications twice. Safe from races because
-        # it runs under the events table's lock.
+        # Inserts nothing when the position is not ahead of the last one
+        # (or of 0, for an application not tracked yet: ids start at 1).
         self.insert_tracking_statement = (
-            f"INSERT INTO {self.tracking_table_name} (application_name, notification_id) "
-            "SELECT %(name)s, %(id)s WHERE NOT EXISTS ("
+            f"INSERT INTO {self.tracking_table_name} "
+            "(application_name, notification_id) "
+            "SELECT $1::text, $2::integer WHERE $2::integer > 0 AND NOT EXISTS ("
             f"SELECT 1 FROM {self.tracking_table_name} "
-            "WHERE application_name = %(name)s AND notification_id >= %(id)s)"
+            "WHERE application_name = $1::text AND notification_id >= $2::integer)"
         )
         self.max_tracking_id_statement = (
             f"SELECT MAX(notification_id) FROM {self.tracking_table_name} "
-            "WHERE application_name = %s"
+            "WHERE application_name = $1"
         )
 
     def construct_create_table_statements(self) -> List[str]:
@@ -774,39 +1007,51 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
         )
         return statements
 
-    def _insert_tracking(self, cursor: psycopg.Cursor[Any], tracking: Tracking) -> None:
-        cursor.execute(
-            self.insert_tracking_statement,
-            {"name": tracking.application_name, "id": tracking.notification_id},
+    def _guarded_insert(
+        self, stored_events: Sequence[StoredEvent], tracking: Optional[Tracking]
+    ) -> Tuple[str, List[Any], bool]:
+        if tracking is None:
+            return super()._guarded_insert(stored_events, tracking)
+        tracked = [tracking.application_name, tracking.notification_id]
+        if not stored_events:
+            return self.insert_tracking_statement, tracked, True
+        # One statement: the tracking record first, then the events only if
+        # it was accepted, so a refusal takes no notification ids.
+        new, params, prepared = _new_events(stored_events, 3)
+        return (
+            f"WITH tracked AS ({self.insert_tracking_statement} RETURNING 1), "
+            f"{new} {self._insert_new_events('EXISTS (SELECT 1 FROM tracked) AND ')}",
+            tracked + params,
+            prepared,
         )
 
-    def _check_tracking_inserted(
-        self, pg: psycopg.Connection[Any], cursor: psycopg.Cursor[Any], tracking: Tracking
-    ) -> None:
-        if cursor.rowcount == 1:
-            return
-        row = pg.execute(
-            self.max_tracking_id_statement, (tracking.application_name,)
-        ).fetchone()
-        last = (row[0] if row else None) or 0
-        # Raised inside the transaction, which is then rolled back.
-        raise IntegrityError(
-            f"notification {tracking.notification_id} of application "
-            f"'{tracking.application_name}' is already processed (last tracked "
-            f"id is {last}; table '{self.tracking_table_name}')"
-        )
+    def _refusal(
+        self,
+        conn: Connection,
+        stored_events: Sequence[StoredEvent],
+        tracking: Optional[Tracking],
+    ) -> IntegrityError:
+        if tracking is not None:
+            rows = conn.query(self.max_tracking_id_statement, (tracking.application_name,))
+            last = (rows[0][0] if rows else None) or 0
+            if tracking.notification_id <= last:
+                return IntegrityError(
+                    f"notification {tracking.notification_id} of application "
+                    f"'{tracking.application_name}' is already processed (last "
+                    f"tracked id is {last}; table '{self.tracking_table_name}')"
+                )
+        return super()._refusal(conn, stored_events, tracking)
 
     def max_tracking_id(self, application_name: str) -> int:
         """Returns the last notification id processed from the named
         application, or 0."""
 
-        def work(pg: psycopg.Connection[Any]) -> int:
-            row = pg.execute(self.max_tracking_id_statement, (application_name,)).fetchone()
-            return (row[0] if row else None) or 0
+        def work(conn: Connection) -> int:
+            rows = conn.query(self.max_tracking_id_statement, (application_name,))
+            return (rows[0][0] if rows else None) or 0
 
         return self.datastore._run(
-            "Selecting the max tracking id from table "
-            f"'{self.tracking_table_name}' failed",
+            f"Selecting the max tracking id from table '{self.tracking_table_name}' failed",
             work,
         )
 
@@ -834,9 +1079,7 @@ class Factory(InfrastructureFactory):
     POSTGRES_CONN_MAX_AGE = "POSTGRES_CONN_MAX_AGE"
     POSTGRES_PRE_PING = "POSTGRES_PRE_PING"
     POSTGRES_LOCK_TIMEOUT = "POSTGRES_LOCK_TIMEOUT"
-    POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT = (
-        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT"
-    )
+    POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT = "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT"
     CREATE_TABLE = "CREATE_TABLE"
 
     def __init__(self, application_name: str, env: Mapping[str, str]):
@@ -876,9 +1119,7 @@ class Factory(InfrastructureFactory):
     def _required(self, key: str, what: str) -> str:
         value = self.getenv(key)
         if value is None:
-            raise EnvironmentError(
-                f"Postgres {what} not found in environment with key '{key}'"
-            )
+            raise EnvironmentError(f"Postgres {what} not found in environment with key '{key}'")
         return value
 
     @staticmethod
