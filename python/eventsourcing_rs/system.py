@@ -92,6 +92,8 @@ class Follower(Application):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.readers: Dict[str, Tuple[NotificationLogReader, Mapper]] = {}
+        # Per leader, the last notification id processed (kept in Rust).
+        self.tracking_book = _core.TrackingBook()
         self.recorder: ProcessRecorder
         # The (leader, notification id) being processed; left in place when
         # processing fails, so the runner can say which notification failed.
@@ -131,7 +133,7 @@ class Follower(Application):
             self._pull_in_batches(name, batch_size)
             return
         reader, mapper = self.readers[name]
-        start = self.recorder.max_tracking_id(name) + 1
+        start = self._next_position(name)
         notification: Optional[Notification] = None
         try:
             for notification in reader.select(start=start):
@@ -147,7 +149,7 @@ class Follower(Application):
 
     def _pull_in_batches(self, name: str, batch_size: int) -> None:
         reader, mapper = self.readers[name]
-        start = self.recorder.max_tracking_id(name) + 1
+        start = self._next_position(name)
         pending = self._pending_events()
         notification: Optional[Notification] = None
         try:
@@ -182,7 +184,7 @@ class Follower(Application):
         )
         pending.clear()
         try:
-            self.events.put(events, tracking=tracking)
+            self._put_tracked(events, tracking)
         except Exception:
             if count == 1:
                 raise
@@ -224,8 +226,30 @@ class Follower(Application):
     def record(self, process_event: ProcessEvent) -> None:
         """Records the process event's new events and tracking record in
         one insert, then notifies."""
-        self.events.put(process_event.events, tracking=process_event.tracking)
+        self._put_tracked(process_event.events, process_event.tracking)
         self.notify(process_event.events)
+
+    def _next_position(self, name: str) -> int:
+        # The recorder is the authority (another process may have moved it
+        # on); the book keeps what it says for the checks below.
+        position = self.recorder.max_tracking_id(name)
+        self.tracking_book.learn(name, position)
+        return position + 1
+
+    def _put_tracked(self, events: List[AggregateEvent], tracking: Optional[Tracking]) -> None:
+        """Puts events with their tracking record. A tracking id that does
+        not advance past the last one is refused before anything is sent."""
+        if tracking is None:
+            self.events.put(events)
+            return
+        name = tracking.application_name
+        self.tracking_book.check(name, tracking.notification_id)
+        try:
+            self.events.put(events, tracking=tracking)
+        except BaseException:
+            self.tracking_book.forget(name)
+            raise
+        self.tracking_book.advance(name, tracking.notification_id)
 
 
 class Promptable(ABC):

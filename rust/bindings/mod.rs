@@ -6,6 +6,7 @@ pub mod memory_recorder;
 pub mod prompt_queue;
 pub mod reader;
 pub mod sqlite_recorder;
+pub mod tracking;
 pub mod transcoder;
 pub mod uuids;
 pub mod values;

@@ -7,3 +7,4 @@ pub mod memory_store;
 pub mod prompt_queue;
 pub mod section_id;
 pub mod sqlite;
+pub mod tracking;

@@ -417,3 +417,69 @@ fn concurrent_writers_get_unique_contiguous_ids() {
     ids.sort_unstable();
     assert_eq!(ids, (1..=240).collect::<Vec<i64>>());
 }
+
+#[test]
+#[ignore]
+fn zz_profile_reads() {
+    let dir = Scratch::new();
+    let db = dir.db("p.db");
+    let r = recorder(&db, RecorderKind::Application);
+    let n = 20000u128;
+    for s in (0..n).step_by(500) {
+        let evs: Vec<EventRecord> = (s..s + 500)
+            .map(|i| EventRecord {
+                originator_id: i * 0x1234_5678_9abc_def1_2345 + 17,
+                originator_version: 1,
+                topic: "benches.workload:Order.Placed".into(),
+                state: b"{\"customer\": \"c\", \"amount\": \"9.99\"}".to_vec(),
+            })
+            .collect();
+        r.insert_events(&evs, None).unwrap();
+    }
+    let t = |label: &str, per: u128, f: &mut dyn FnMut()| {
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let t0 = Instant::now();
+            f();
+            best = best.min(t0.elapsed().as_secs_f64());
+        }
+        eprintln!("{label:40} {:8.3} us", best / per as f64 * 1e6);
+    };
+    t("select_notifications(100)/notif", n, &mut || {
+        for s in (1..=n as i64).step_by(100) {
+            std::hint::black_box(r.select_notifications(s, 100).unwrap());
+        }
+    });
+    t("select_notifications(1)/call", 2000, &mut || {
+        for s in 1..=2000 {
+            std::hint::black_box(r.select_notifications(s, 1).unwrap());
+        }
+    });
+    t("max_notification_id/call", 2000, &mut || {
+        for _ in 0..2000 {
+            std::hint::black_box(r.max_notification_id().unwrap());
+        }
+    });
+    t("select_events/call", 5000, &mut || {
+        for i in 0..5000u128 {
+            let id = i * 0x1234_5678_9abc_def1_2345 + 17;
+            std::hint::black_box(r.select_events(id, EventQuery::default()).unwrap());
+        }
+    });
+    t("select_events desc limit 1/call", 5000, &mut || {
+        for i in 0..5000u128 {
+            let id = i * 0x1234_5678_9abc_def1_2345 + 17;
+            let q = EventQuery {
+                desc: true,
+                limit: Some(1),
+                ..EventQuery::default()
+            };
+            std::hint::black_box(r.select_events(id, q).unwrap());
+        }
+    });
+    t("lease only/call", 5000, &mut || {
+        for _ in 0..5000 {
+            std::hint::black_box(r.datastore().lease(Role::Read).unwrap());
+        }
+    });
+}
