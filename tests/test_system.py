@@ -210,8 +210,10 @@ class TestMultiThreadedRunnerErrors:
                 raise RuntimeError("broken")
 
         runner = MultiThreadedRunner(System(pipes=[[Orders, Broken]]))
-        with pytest.raises(Exception, match="Thread for 'Broken' failed to start"):
+        with pytest.raises(Exception, match="Thread for 'Broken' failed to start") as info:
             runner.start()
+        assert isinstance(info.value.__cause__, RuntimeError)
+        assert str(info.value.__cause__) == "broken"
         assert runner.has_stopped
 
 

@@ -505,7 +505,9 @@ class MultiThreadedRunner(Runner):
             thread.start()
             if (not thread.is_running.wait(timeout=5)) or thread.has_stopped.is_set():
                 self._stop_threads()
-                raise Exception(f"Thread for '{app_class.__name__}' failed to start")
+                raise Exception(
+                    f"Thread for '{app_class.__name__}' failed to start"
+                ) from thread.start_error
             self.apps[name] = thread.app
         for name in self.system.leaders_only:
             self.apps[name] = self.system.leader_cls(name)()
@@ -576,6 +578,7 @@ class MultiThreadedRunnerThread(Promptable, Thread):
         self.has_errored = Event()
         self.is_running = Event()
         self.error: Optional[ProcessingError] = None
+        self.start_error: Optional[Exception] = None
         self.app: Follower
         self._prompts = _core.PromptQueue()
 
@@ -587,10 +590,14 @@ class MultiThreadedRunnerThread(Promptable, Thread):
     def run(self) -> None:
         try:
             self.app = self.app_class()
-        except Exception:
+        except Exception as error:
+            # Handed to the runner, which raises it as the cause of its own
+            # "failed to start" error (so it is neither lost nor reported
+            # twice by the thread's excepthook).
+            self.start_error = error
             self.has_errored.set()
             self.has_stopped.set()
-            raise
+            return
         finally:
             self.is_running.set()
         try:
