@@ -1,0 +1,78 @@
+"""Invariant 3 with real threads: leaders saved from many threads prompt a
+follower running in the MultiThreadedRunner; no prompt is lost, so every
+notification is processed, once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, List
+
+from eventsourcing_rs.application import Application
+from eventsourcing_rs.domain import Aggregate, AggregateEvent, event
+from eventsourcing_rs.system import MultiThreadedRunner, ProcessApplication, ProcessEvent, System
+
+
+class Item(Aggregate):
+    @event("Made")
+    def __init__(self, n: int):
+        self.n = n
+
+
+class Copy(Aggregate):
+    @event("Made")
+    def __init__(self, source: Any, n: int):
+        self.source = source
+        self.n = n
+
+
+class LeaderA(Application):
+    def make(self, n: int) -> None:
+        self.save(Item(n=n))
+
+
+class LeaderB(LeaderA):
+    pass
+
+
+class Sink(ProcessApplication):
+    def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
+        if isinstance(domain_event, Item.Made):
+            process_event.save(Copy(source=domain_event.originator_id, n=domain_event.n))
+
+
+def test_prompts_from_many_threads_are_never_lost() -> None:
+    runner = MultiThreadedRunner(System(pipes=[[LeaderA, Sink], [LeaderB, Sink]]))
+    runner.start()
+    leaders = [runner.get(LeaderA), runner.get(LeaderB)]
+    sink = runner.get(Sink)
+    per_thread = 300
+    errors: List[BaseException] = []
+
+    def write(leader: LeaderA, offset: int) -> None:
+        try:
+            for i in range(per_thread):
+                leader.make(offset + i)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [
+        threading.Thread(target=write, args=(leaders[t % 2], t * per_thread)) for t in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total = 6 * per_thread
+    deadline = time.monotonic() + 30
+    while sink.recorder.max_notification_id() < total and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.stop()
+    assert errors == []
+    for leader in leaders:
+        name = type(leader).__name__
+        assert sink.recorder.max_tracking_id(name) == leader.recorder.max_notification_id()
+    copies = sink.recorder.select_notifications(1, total + 10)
+    assert len(copies) == total
+    numbers = sorted(sink.mapper.to_domain_event(n).n for n in copies)
+    assert numbers == list(range(total))
