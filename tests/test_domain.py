@@ -2,13 +2,13 @@
 
 import inspect
 from dataclasses import FrozenInstanceError, InitVar, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from types import FunctionType
-from typing import Any, Callable, ClassVar, List, Optional, Type
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Type
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import pytest
-from eventsourcing_rs import domain
+from eventsourcing_rs import domain, utils
 from eventsourcing_rs.domain import (
     TZINFO,
     Aggregate,
@@ -28,6 +28,8 @@ from eventsourcing_rs.domain import (
     triggers,
 )
 from eventsourcing_rs.utils import get_method_name, get_topic, resolve_topic
+from hypothesis import given
+from hypothesis import strategies as st
 
 
 def now() -> datetime:
@@ -1165,6 +1167,275 @@ def test_snapshot_of_unknown_class_names_the_topic() -> None:
     )
     with pytest.raises(AttributeError, match="NoSuchAggregate"):
         snapshot.mutate()
+
+
+# ---------------------------------------------------------------------------
+# Specialised fast paths
+# ---------------------------------------------------------------------------
+#
+# Calling an aggregate class, calling an @event method and mutating events
+# go through functions generated per class where nothing is overridden.
+# They must behave exactly as the general path does.
+
+
+class Shapes(Aggregate):
+    def __init__(self, a: Any, b: Any = 2, *, c: Any = 3, d: Any) -> None:
+        self.got = (a, b, c, d)
+
+    @event("Done")
+    def do(self, x: Any, y: Any = 5, *, z: Any = 6) -> None:
+        self.did = (x, y, z)
+
+
+def outcome(call: Callable[[], Any]) -> Any:
+    """What a call returns or raises, without IDs and times."""
+    try:
+        agg = call()
+    except TypeError as error:
+        return ("error", str(error))
+    if agg is None:
+        return None
+    hidden = ("_id", "_created_on", "_modified_on", "_pending_events")
+    state = {k: v for k, v in agg.__dict__.items() if k not in hidden}
+    events = [
+        (
+            type(e),
+            [(k, v) for k, v in e.__dict__.items() if k not in ("originator_id", "timestamp")],
+        )
+        for e in agg.pending_events
+    ]
+    return state, events
+
+
+call_arguments = st.tuples(
+    st.lists(st.integers(0, 9), max_size=4).map(tuple),
+    st.dictionaries(st.sampled_from("abcdexyzw"), st.integers(0, 9), max_size=5),
+)
+
+
+@given(call_arguments)
+def test_creation_matches_the_general_path(arguments: Any) -> None:
+    args, kwargs = arguments
+    fast = outcome(lambda: Shapes(*args, **kwargs))
+    general = outcome(lambda: domain._call_generally(Shapes, args, kwargs))
+    assert fast == general
+    if fast[0] != "error":
+        assert domain._creators[Shapes] is not None
+
+
+@given(call_arguments)
+def test_decorated_method_matches_the_general_path(arguments: Any) -> None:
+    args, kwargs = arguments
+    decorator = Shapes.__dict__["do"]
+    fast, general = Shapes(1, d=4), Shapes(1, d=4)
+    fast_outcome = outcome(lambda: fast.do(*args, **kwargs) or fast)
+    general_outcome = outcome(lambda: decorator._trigger(general, args, kwargs) or general)
+    assert fast_outcome == general_outcome
+    assert decorator._fast_triggers[Shapes] is not None
+    if fast_outcome[0] != "error":
+        assert outcome(lambda: replay(fast.collect_events())) == outcome(
+            lambda: replay(general.collect_events())
+        )
+
+
+def named_parameters_aggregate(names: List[str]) -> Any:
+    """An aggregate class whose __init__ and @event method take ``names``,
+    and record the arguments they are given."""
+    params = ", ".join(names)
+    namespace: Dict[str, Any] = {}
+    exec(f"def init(self, {params}): self.init_args = locals()", namespace)
+    exec(f"def do(self, {params}): self.method_args = locals()", namespace)
+
+    class Named(Aggregate):
+        __init__ = namespace["init"]
+        do = event("Done")(namespace["do"])
+
+    return Named
+
+
+@pytest.mark.parametrize(
+    "names, specialised",
+    [
+        # Names of the generated functions' own variables.
+        (
+            "state event agg init args kwargs error given aggregate version topic method"
+            " new_object bind objs_cache create_id call_generally trigger_generally now"
+            " datetime_class",
+            True,
+        ),
+        # Names of the globals they read: these take the general path.
+        ("len datetime TZINFO TypeError VersionError _new_uuid4", False),
+    ],
+)
+def test_parameters_may_have_the_names_used_inside(names: str, specialised: bool) -> None:
+    values = {name: i for i, name in enumerate(names.split())}
+    named = named_parameters_aggregate(list(values))
+    agg = named(**values)
+    agg.do(*values.values())
+    assert agg.init_args == {"self": agg, **values}
+    assert agg.method_args == {"self": agg, **values}
+    copy = replay(agg.collect_events())
+    assert copy.init_args == {"self": copy, **values}
+    assert copy.method_args == {"self": copy, **values}
+    assert (domain._creators[named] is not None) is specialised
+    assert (named.__dict__["do"]._fast_triggers[named] is not None) is specialised
+
+
+@pytest.mark.parametrize("name", ["cls", "event_class"])
+def test_arguments_named_like_those_of_create_clash(name: str) -> None:
+    named = named_parameters_aggregate([name])
+    with pytest.raises(TypeError, match=f"multiple values for argument '{name}'"):
+        named(1)
+
+
+def test_arguments_named_like_those_of_trigger_event_clash() -> None:
+    class Clashing(Aggregate):
+        @event("Done")
+        def do(self, event_class: Any) -> None:
+            pass
+
+    with pytest.raises(TypeError, match="multiple values for argument 'event_class'"):
+        Clashing().do(1)
+
+
+def test_changes_to_classes_after_first_use_are_honoured() -> None:
+    class Counter(Aggregate):
+        def __init__(self, start: int) -> None:
+            self.count = start
+
+        @event("Incremented")
+        def increment(self, by: int) -> None:
+            self.count += by
+
+    counter = Counter(1)
+    counter.increment(1)
+    Counter.INITIAL_VERSION = 10  # type: ignore[misc]
+    assert Counter(1).version == 10
+
+    fixed = UUID(int=7)
+    Counter.create_id = staticmethod(lambda **kwargs: fixed)  # type: ignore[method-assign]
+    assert Counter(1).id == fixed
+
+    seen: List[Any] = []
+
+    def trigger_event(self: Any, event_class: Any, **kwargs: Any) -> None:
+        seen.append(event_class)
+        Aggregate.trigger_event(self, event_class, **kwargs)
+
+    Counter.trigger_event = trigger_event  # type: ignore[method-assign]
+    counter.increment(2)
+    assert seen == [Counter.Incremented] and counter.count == 4  # type: ignore[attr-defined]
+
+    def init(self: Any, start: int, step: int = 1) -> None:
+        self.count = start * 100
+
+    Counter.__init__ = init  # type: ignore[method-assign]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'step'"):
+        Counter(1)
+
+
+def test_clock_and_time_zone_are_read_on_each_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Clocked(Aggregate):
+        @event("Ticked")
+        def tick(self) -> None:
+            pass
+
+    Clocked().tick()  # Specialise first.
+    zone = timezone(timedelta(hours=5))
+    monkeypatch.setattr(domain, "TZINFO", zone)
+    agg = Clocked()
+    agg.tick()
+    assert agg.created_on.tzinfo is zone and agg.modified_on.tzinfo is zone
+
+    class FixedClock(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> "FixedClock":
+            return cls(2001, 2, 3, tzinfo=tz)
+
+    monkeypatch.setattr(domain, "datetime", FixedClock)
+    agg = Clocked()
+    agg.tick()
+    assert agg.created_on == agg.modified_on == FixedClock(2001, 2, 3, tzinfo=zone)
+
+
+def test_creating_registers_the_topic_each_time() -> None:
+    class Registered(Aggregate):
+        pass
+
+    topic = get_topic(Registered)
+    Registered()
+    del utils._objs_cache[topic]
+    Registered()
+    assert utils._objs_cache[topic] is Registered
+
+
+def test_errors_raised_inside_init_and_methods_are_not_reworded() -> None:
+    class Fussy(Aggregate):
+        def __init__(self, ok: bool) -> None:
+            if not ok:
+                raise TypeError("not ok")
+
+        @event("Checked")
+        def check(self, ok: bool) -> None:
+            if not ok:
+                raise TypeError("still not ok")
+
+    with pytest.raises(TypeError, match="^not ok$"):
+        Fussy(False)
+    fussy = Fussy(True)
+    with pytest.raises(TypeError, match="^still not ok$"):
+        fussy.check(False)
+    assert fussy.version == 1 and len(fussy.pending_events) == 1
+
+
+def test_recorded_state_other_than_the_fields_is_passed_on() -> None:
+    # An upcast may add or drop keys: whatever was recorded goes to
+    # __init__ and to the method, as in the general path.
+    class Upcast(Aggregate):
+        def __init__(self, a: Any, b: Any = "default") -> None:
+            self.ab = (a, b)
+
+        @event("Moved")
+        def move(self, to: Any, speed: Any = "slow") -> None:
+            self.moved = (to, speed)
+
+    agg = Upcast(1, 2)
+    agg.move("x")
+    created, moved = agg.collect_events()
+    for domain_event, key in ((created, "b"), (moved, "speed")):
+        del domain_event.__dict__[key]
+    assert replay([created, moved]).ab == (1, "default")
+    assert replay([created, moved]).moved == ("x", "slow")
+    created.__dict__["c"] = 3
+    with pytest.raises(TypeError, match="unexpected keyword argument 'c'"):
+        created.mutate(None)
+    del created.__dict__["originator_id"]
+    with pytest.raises(KeyError):
+        created.mutate(None)
+
+
+def test_overridden_aggregate_properties_are_used() -> None:
+    class Audited(Aggregate):
+        def __init__(self) -> None:
+            self.sets = 0
+
+        @property
+        def version(self) -> int:
+            return self._version
+
+        @version.setter
+        def version(self, value: int) -> None:
+            self._version = value
+            self.sets += 1
+
+        @event("Touched")
+        def touch(self) -> None:
+            pass
+
+    audited = Audited()
+    audited.touch()
+    assert audited.sets == 1
+    assert replay(audited.collect_events()).sets == 1
 
 
 # ---------------------------------------------------------------------------

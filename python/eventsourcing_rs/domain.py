@@ -34,8 +34,9 @@ from typing import (
     cast,
 )
 from uuid import RFC_4122, UUID, SafeUUID, uuid4
+from weakref import WeakKeyDictionary, WeakSet
 
-from eventsourcing_rs.utils import get_method_name, get_topic, resolve_topic
+from eventsourcing_rs.utils import _objs_cache, get_method_name, get_topic, resolve_topic
 
 # Time zone of event timestamps: the tzinfo object named by the topic in the
 # TZINFO_TOPIC environment variable, UTC by default.
@@ -153,6 +154,57 @@ def _generate_event_init(event_cls: type) -> Callable[..., None] | None:
     return init
 
 
+# ---------------------------------------------------------------------------
+# State of the specialised fast paths (see "Specialised fast paths" below).
+# ---------------------------------------------------------------------------
+
+_new_object = object.__new__
+
+# The specialised creator of each aggregate class (None: take the general
+# path), made on the first call of the class.
+_creators: Dict[type, Callable[..., Any] | None] = {}
+
+# Whether a class is an aggregate class whose __new__, base attributes and
+# properties are Aggregate's own, so their attributes can be used directly.
+_plain_aggregate_classes: Dict[type, bool] = {}
+
+# Every @event decorator; each holds its specialised triggers by class.
+_decorators: "WeakSet[CommandMethodDecorator]" = WeakSet()
+
+# The specialised AggregateEvent.mutate() of each event class, and the
+# specialised rebuilding from a created event of each aggregate class.
+_event_mutators: Dict[type, Callable[[Any, Any], Any] | None] = {}
+_rebuilders: Dict[type, Callable[[Dict[str, Any]], Any] | None] = {}
+
+# The parameters (after the instance) of each @event method, as analysed
+# for its decorator, so specialising the mutation of its events needn't
+# inspect it again. (They don't refer to the method, so it can be dropped.)
+_method_parameters: "WeakKeyDictionary[Callable[..., Any], Tuple[inspect.Parameter, ...]]" = (
+    WeakKeyDictionary()
+)
+
+_has_specialisations = False
+
+
+def _forget_specialisations() -> None:
+    """Drop every specialised fast path: called whenever an aggregate or
+    event class is changed, since they rely on what the classes were."""
+    global _has_specialisations
+    if _has_specialisations:
+        _has_specialisations = False
+        _creators.clear()
+        _plain_aggregate_classes.clear()
+        _event_mutators.clear()
+        _rebuilders.clear()
+        for decorator in list(_decorators):
+            decorator._fast_triggers.clear()
+
+
+# The __init__ generated for each event class, by class: an event class
+# whose __init__ is still this one stores exactly its fields, in field order.
+_generated_event_inits: "WeakKeyDictionary[type, Callable[..., None]]" = WeakKeyDictionary()
+
+
 class MetaDomainEvent(ABCMeta):
     """Metaclass that makes every domain event class a frozen dataclass."""
 
@@ -172,10 +224,21 @@ class MetaDomainEvent(ABCMeta):
             init = _generate_event_init(event_cls)
             if init is not None:
                 setattr(event_cls, "__init__", init)  # noqa: B010
+                _generated_event_inits[event_cls] = init
         return cast(MetaDomainEvent, event_cls)
 
     def __init__(cls, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+
+    # The specialised fast paths (see "Specialised fast paths" below) assume
+    # what they saw of the event classes when they were made.
+    def __setattr__(cls, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        _forget_specialisations()
+
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
+        _forget_specialisations()
 
 
 class DomainEvent(ABC, metaclass=MetaDomainEvent):
@@ -209,17 +272,13 @@ class AggregateEvent(DomainEvent, Generic[TAggregate]):
         after the aggregate's current version.
         """
         assert obj is not None, f"{type(self).__qualname__} needs an aggregate"
-        next_version = obj.version + 1
-        if self.originator_version != next_version:
-            raise VersionError(self.originator_version, next_version)
-        if self.apply(obj) is not None:  # type: ignore[func-returns-value]
-            raise TypeError(
-                f"Unexpected value returned from {type(self).apply.__qualname__}()."
-                " Values returned from 'apply' methods are discarded."
-            )
-        obj.version = self.originator_version
-        obj.modified_on = self.timestamp
-        return obj
+        try:
+            mutate = _event_mutators[type(self)]
+        except KeyError:
+            mutate = _specialise_mutation(type(self))
+        if mutate is None:
+            return _mutate_generally(self, obj)
+        return cast(TAggregate, mutate(self, obj))
 
     def apply(self, aggregate: TAggregate) -> None:
         """Change the state of ``aggregate`` to reflect this event.
@@ -227,6 +286,39 @@ class AggregateEvent(DomainEvent, Generic[TAggregate]):
         The base implementation changes nothing; return values are not
         allowed, because they would be silently lost.
         """
+
+
+def _mutate_generally(event: AggregateEvent[Any], obj: Any) -> Any:
+    """What AggregateEvent.mutate() does, for any event and aggregate."""
+    try:
+        plain = _plain_aggregate_classes[type(obj)]
+    except KeyError:
+        plain = _is_plain_aggregate_class(type(obj))
+    if plain:
+        # The version and modified_on properties are Aggregate's own, so
+        # their attributes are used directly.
+        next_version = obj._version + 1
+        if event.originator_version != next_version:
+            raise VersionError(event.originator_version, next_version)
+        if event.apply(obj) is not None:  # type: ignore[func-returns-value]
+            raise TypeError(
+                f"Unexpected value returned from {type(event).apply.__qualname__}()."
+                " Values returned from 'apply' methods are discarded."
+            )
+        obj._version = event.originator_version
+        obj._modified_on = event.timestamp
+        return obj
+    next_version = obj.version + 1
+    if event.originator_version != next_version:
+        raise VersionError(event.originator_version, next_version)
+    if event.apply(obj) is not None:  # type: ignore[func-returns-value]
+        raise TypeError(
+            f"Unexpected value returned from {type(event).apply.__qualname__}()."
+            " Values returned from 'apply' methods are discarded."
+        )
+    obj.version = event.originator_version
+    obj.modified_on = event.timestamp
+    return obj
 
 
 class AggregateCreated(AggregateEvent["Aggregate"]):
@@ -242,16 +334,46 @@ class AggregateCreated(AggregateEvent["Aggregate"]):
     def mutate(self, obj: TAggregate | None) -> TAggregate:
         """Construct and return a new aggregate from this event."""
         assert obj is None, f"{type(self).__qualname__} starts a new aggregate"
-        init_kwargs = self.__dict__.copy()
-        aggregate_class = resolve_topic(init_kwargs.pop("originator_topic"))
-        agg = aggregate_class.__new__(aggregate_class)
-        agg_id = init_kwargs.pop("originator_id")
-        Aggregate.__base_init__(
-            agg,
-            agg_id,
-            init_kwargs.pop("originator_version"),
-            init_kwargs.pop("timestamp"),
-        )
+        state = self.__dict__
+        topic = state["originator_topic"]
+        # The topic is resolved every time (the cache may have been changed
+        # to point it elsewhere); a cached topic is read without a call.
+        aggregate_class = _objs_cache.get(topic)
+        if aggregate_class is None:
+            aggregate_class = resolve_topic(topic)
+        try:
+            rebuild = _rebuilders[aggregate_class]
+        except (KeyError, TypeError):
+            rebuild = _specialise_rebuilding(aggregate_class)
+        if rebuild is not None:
+            agg = rebuild(state)
+            if agg is not None:
+                return cast(TAggregate, agg)
+        # Everything recorded besides the four base fields goes to __init__,
+        # even keys that are not fields (an upcast may have added them).
+        init_kwargs = state.copy()
+        del init_kwargs["originator_topic"]
+        try:
+            plain = _plain_aggregate_classes[aggregate_class]
+        except (KeyError, TypeError):
+            plain = _is_plain_aggregate_class(aggregate_class)
+        if plain:
+            # What Aggregate.__new__ and Aggregate.__base_init__ do, without
+            # the two calls.
+            agg = _new_object(aggregate_class)
+            agg._id = agg_id = init_kwargs.pop("originator_id")
+            agg._version = init_kwargs.pop("originator_version")
+            agg._created_on = agg._modified_on = init_kwargs.pop("timestamp")
+            agg._pending_events = []
+        else:
+            agg = aggregate_class.__new__(aggregate_class)
+            agg_id = init_kwargs.pop("originator_id")
+            Aggregate.__base_init__(
+                agg,
+                agg_id,
+                init_kwargs.pop("originator_version"),
+                init_kwargs.pop("timestamp"),
+            )
         if aggregate_class._init_mentions_id:
             init_kwargs["id"] = agg_id
         aggregate_class.__init__(agg, **init_kwargs)
@@ -302,6 +424,26 @@ def _quoted_names(names: Iterable[str]) -> str:
     return _join_names([f"'{name}'" for name in names])
 
 
+def _parameter_list(
+    parameters: Sequence[inspect.Parameter], taken: Set[str], namespace: Dict[str, Any]
+) -> List[str]:
+    """Return the source of a parameter list like ``parameters``, with the
+    defaults put in ``namespace`` under names not in ``taken``."""
+    params = []
+    star_written = False
+    for parameter in parameters:
+        if parameter.kind is _KEYWORD_ONLY and not star_written:
+            params.append("*")
+            star_written = True
+        if parameter.default is _EMPTY:
+            params.append(parameter.name)
+        else:
+            default_name = _unused_name(f"default_{parameter.name}", taken)
+            namespace[default_name] = parameter.default
+            params.append(f"{parameter.name}={default_name}")
+    return params
+
+
 def raise_missing_names_type_error(missing_names: List[str], msg: str) -> None:
     """Raise a TypeError whose message is ``msg`` followed by the given names.
 
@@ -323,6 +465,8 @@ class _BoundSignature:
 
     __slots__ = (
         "method",
+        "method_parameters",
+        "parameters",
         "positional",
         "required_positional",
         "keyword_only",
@@ -341,11 +485,13 @@ class _BoundSignature:
         # __init__ (it becomes the aggregate ID), yet callers still pass it
         # first, so it is bound as a leading required positional argument.
         parameters = _parameters_after_self(method)
+        self.method_parameters = tuple(parameters)
         if expects_id and all(p.name != "id" for p in parameters):
             bound.append(inspect.Parameter("id", _POSITIONAL_OR_KEYWORD))
         # Positional-only and variadic parameters can't be recorded as named
         # event fields, so they are never bound.
         bound.extend(p for p in parameters if p.kind in (_POSITIONAL_OR_KEYWORD, _KEYWORD_ONLY))
+        self.parameters = tuple(bound)
         self.positional = tuple(p.name for p in bound if p.kind is not _KEYWORD_ONLY)
         self.keyword_only = tuple(p.name for p in bound if p.kind is _KEYWORD_ONLY)
         self.required_positional = tuple(
@@ -364,17 +510,7 @@ class _BoundSignature:
         # the interpreter's messages include it, as they do for methods.
         params = [_unused_name("self", taken)]
         namespace: Dict[str, Any] = {}
-        star_written = False
-        for parameter in parameters:
-            if parameter.kind is _KEYWORD_ONLY and not star_written:
-                params.append("*")
-                star_written = True
-            if parameter.default is _EMPTY:
-                params.append(parameter.name)
-            else:
-                default_name = _unused_name(f"default_{parameter.name}", taken)
-                namespace[default_name] = parameter.default
-                params.append(f"{parameter.name}={default_name}")
+        params += _parameter_list(parameters, taken, namespace)
         items = ", ".join(f"{p.name!r}: {p.name}" for p in parameters)
         func_name = getattr(self.method, "__name__", "")
         if not func_name.isidentifier():
@@ -461,6 +597,10 @@ class CommandMethodDecorator:
         self.decorated_property: property | None = None
         self.original_method: FunctionType | None = None
         self._signature: _BoundSignature | None = None
+        # The specialised trigger function by aggregate class (None where the
+        # general path must be taken); see _specialise_trigger().
+        self._fast_triggers: Dict[type, Callable[..., None] | None] = {}
+        _decorators.add(self)
 
         if isinstance(arg, str):
             self.initialise_from_explicit_name(event_cls_name=arg)
@@ -515,7 +655,7 @@ class CommandMethodDecorator:
                 "takes an aggregate and a value"
             )
         aggregate, value = args
-        self._trigger(aggregate, (), {self._setter_arg_name(): value})
+        self._call(aggregate, (), {self._setter_arg_name(): value})
         return None
 
     def _decorate(self, *args: Any, **kwargs: Any) -> "CommandMethodDecorator":
@@ -566,7 +706,20 @@ class CommandMethodDecorator:
             assert self.original_method is not None
             signature = _BoundSignature(self.original_method)
             self._signature = signature
+            _method_parameters[self.original_method] = signature.method_parameters
         return signature
+
+    def _call(self, aggregate: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+        """Trigger the event for a call of the method with ``args`` and
+        ``kwargs``, by the specialised function where there is one."""
+        try:
+            trigger = self._fast_triggers[type(aggregate)]
+        except KeyError:
+            trigger = _specialise_trigger(self, type(aggregate))
+        if trigger is None:
+            self._trigger(aggregate, args, kwargs)
+        else:
+            trigger(aggregate, args, kwargs)
 
     def _trigger(
         self, aggregate: "Aggregate", args: Tuple[Any, ...], kwargs: Dict[str, Any]
@@ -586,7 +739,11 @@ class CommandMethodDecorator:
             return self.decorated_property.__get__(instance, owner)
         if instance is None:
             return UnboundCommandMethodDecorator(self)
-        return BoundCommandMethodDecorator(self, instance)
+        # Made for every call of the method, so without calling __init__.
+        bound = _new_object(BoundCommandMethodDecorator)
+        bound.event_decorator = self
+        bound.aggregate = instance
+        return bound
 
     def __set__(self, instance: TAggregate, value: Any) -> None:
         if not self.is_decorating_a_property:
@@ -594,7 +751,7 @@ class CommandMethodDecorator:
             raise AttributeError(
                 f"can't assign to {self.original_method.__name__}(): it is an @event method"
             )
-        self._trigger(instance, (), {self._setter_arg_name(): value})
+        self._call(instance, (), {self._setter_arg_name(): value})
 
 
 def event(
@@ -652,10 +809,20 @@ class BoundCommandMethodDecorator:
 
     def trigger(self, *args: Any, **kwargs: Any) -> None:
         """Trigger the decorated method's event with the given arguments."""
-        self.event_decorator._trigger(self.aggregate, args, kwargs)
+        self(*args, **kwargs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> None:
-        self.event_decorator._trigger(self.aggregate, args, kwargs)
+        # CommandMethodDecorator._call(), inlined: this is every command.
+        aggregate = self.aggregate
+        decorator = self.event_decorator
+        try:
+            trigger = decorator._fast_triggers[type(aggregate)]
+        except KeyError:
+            trigger = _specialise_trigger(decorator, type(aggregate))
+        if trigger is None:
+            decorator._trigger(aggregate, args, kwargs)
+        else:
+            trigger(aggregate, args, kwargs)
 
 
 class DecoratedEvent(AggregateEvent[Any]):
@@ -861,17 +1028,24 @@ class MetaAggregate(ABCMeta):
             original_methods[event_cls] = method
             setattr(cls, event_cls_name, event_cls)
 
+    # The specialised fast paths assume what they saw of the aggregate
+    # classes when they were made.
+    def __setattr__(cls, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        _forget_specialisations()
+
+    def __delattr__(cls, name: str) -> None:
+        super().__delattr__(name)
+        _forget_specialisations()
+
     def __call__(cls: "MetaAggregate", *args: Any, **kwargs: Any) -> Any:
-        init_method = cls.__init__  # type: ignore[misc]
-        signature = cls._init_signature
-        if signature is None or signature.method is not init_method:
-            signature = _BoundSignature(init_method, expects_id=cls._annotations_mention_id)
-            cls._init_signature = signature
-        kwargs = signature.bind(args, kwargs)
-        created_event_class = cls._created_event_class
-        if created_event_class is None:
-            raise TypeError("attribute '_created_event_class' not set on class")
-        return cls._create(created_event_class, **kwargs)
+        try:
+            create = _creators[cls]
+        except KeyError:
+            create = _specialise_creation(cls)
+        if create is None:
+            return _call_generally(cls, args, kwargs)
+        return create(args, kwargs)
 
     @staticmethod
     def create_id(**kwargs: Any) -> UUID:
@@ -904,7 +1078,7 @@ class MetaAggregate(ABCMeta):
                 originator_topic=get_topic(cls),
                 originator_id=id,
                 originator_version=cls.INITIAL_VERSION,
-                timestamp=datetime.now(tz=TZINFO),
+                timestamp=datetime.now(TZINFO),
                 **kwargs,
             )
         except TypeError as e:
@@ -997,11 +1171,12 @@ class Aggregate(ABC, metaclass=MetaAggregate):
     ) -> None:
         """Construct the next event of ``event_class``, apply it, and keep it
         as a pending event. ``kwargs`` are the event's own fields."""
+        next_version = self.version + 1
         try:
             new_event = event_class(  # type: ignore[call-arg]
                 originator_id=self.id,
-                originator_version=self.version + 1,
-                timestamp=datetime.now(tz=TZINFO),
+                originator_version=next_version,
+                timestamp=datetime.now(TZINFO),
                 **kwargs,
             )
         except TypeError as e:
@@ -1015,6 +1190,21 @@ class Aggregate(ABC, metaclass=MetaAggregate):
         collected = list(pending)
         pending.clear()
         return collected
+
+
+def _call_generally(cls: MetaAggregate, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    """Bind the arguments to __init__ and create an aggregate with
+    ``_create()``: what calling an aggregate class does, in general."""
+    init_method = cls.__init__  # type: ignore[misc]
+    signature = cls._init_signature
+    if signature is None or signature.method is not init_method:
+        signature = _BoundSignature(init_method, expects_id=cls._annotations_mention_id)
+        cls._init_signature = signature
+    kwargs = signature.bind(args, kwargs)
+    created_event_class = cls._created_event_class
+    if created_event_class is None:
+        raise TypeError("attribute '_created_event_class' not set on class")
+    return cls._create(created_event_class, **kwargs)
 
 
 def aggregate(
@@ -1055,6 +1245,628 @@ def aggregate(
     return decorator
 
 
+# ---------------------------------------------------------------------------
+# Specialised fast paths.
+# ---------------------------------------------------------------------------
+#
+# In general, creating an aggregate goes through binding the arguments,
+# _create(), the created event's __init__, its mutate(), Aggregate.__new__,
+# __base_init__ and the aggregate's __init__; and calling an @event method
+# through binding, trigger_event(), the event's __init__, mutate(), apply(),
+# and the aggregate's properties; and rebuilding an aggregate through
+# mutate() and apply() with copies of the events' state. Where every one of
+# those is the standard one (nothing overridden), a function generated for
+# the class does the same work in one frame. These functions are made on
+# first use and dropped whenever an aggregate or event class is changed, so
+# they never act on an outdated view of a class. Anything else, and any call
+# whose arguments don't fit, takes the general path (which words the error).
+
+_aggregate_new = Aggregate.__new__
+_aggregate_base_init = Aggregate.__base_init__
+_aggregate_trigger_event = Aggregate.trigger_event
+_aggregate_properties = {
+    name: Aggregate.__dict__[name] for name in ("id", "version", "modified_on", "pending_events")
+}
+_meta_create = MetaAggregate.__dict__["_create"]
+_meta_create_id = MetaAggregate.__dict__["create_id"].__func__
+_aggregate_event_mutate = AggregateEvent.mutate
+_aggregate_created_mutate = AggregateCreated.mutate
+_decorated_event_apply = DecoratedEvent.apply
+_BASE_EVENT_FIELDS = ("originator_id", "originator_version", "timestamp")
+# Globals and builtins the generated functions read, so none of their
+# parameters may be named so. The module's datetime and TZINFO are read on
+# every call, as the general path reads them (a test clock may replace
+# datetime, for instance).
+_GENERATED_GLOBALS = frozenset(
+    ("datetime", "TZINFO", "TypeError", "VersionError", "_new_uuid4", "len")
+)
+
+
+def _is_plain_aggregate_class(cls: Any) -> bool:
+    """Tell (and remember) whether ``cls`` is an aggregate class whose
+    ``__new__``, base attributes and properties are Aggregate's own."""
+    global _has_specialisations
+    if not isinstance(cls, MetaAggregate):
+        return False
+    plain = (
+        cls.__new__ is _aggregate_new
+        and Aggregate.__base_init__ is _aggregate_base_init
+        and all(getattr(cls, name, None) is value for name, value in _aggregate_properties.items())
+    )
+    _plain_aggregate_classes[cls] = plain
+    _has_specialisations = True
+    return plain
+
+
+def _fields_after(event_cls: Any, base: Sequence[str]) -> List[str] | None:
+    """Return the names of the fields of ``event_cls`` after the ``base``
+    ones, or None unless its fields start with those."""
+    if not isinstance(event_cls, MetaDomainEvent):
+        return None
+    names = [f.name for f in fields(cast(Any, event_cls))]
+    if names[: len(base)] != list(base):
+        return None
+    return names[len(base) :]
+
+
+def _event_fields(event_cls: Any, base: Sequence[str]) -> List[str] | None:
+    """Return the names of the fields of ``event_cls`` after the ``base``
+    ones, or None unless its instances are made by a standard ``__new__``
+    and the ``__init__`` generated for it (which stores exactly the fields,
+    in field order)."""
+    if not isinstance(event_cls, MetaDomainEvent):
+        return None
+    if (
+        _generated_event_inits.get(event_cls) is not event_cls.__init__  # type: ignore[misc]
+        or event_cls.__new__ is not object.__new__
+    ):
+        return None
+    return _fields_after(event_cls, base)
+
+
+def _call_arguments(
+    parameters: Sequence[inspect.Parameter], names: Sequence[str], variables: Dict[str, str]
+) -> str | None:
+    """Return the source of the arguments (after the instance) of a call of
+    a method with ``parameters`` (after the instance) that passes ``names``
+    (from ``variables``), equivalent to passing them all by keyword; or None
+    unless that call surely binds.
+
+    Leading names are passed by position where that is the same.
+    """
+    supplied = set(names)
+    if len(supplied) != len(names):
+        return None
+    arguments: List[str] = []
+    matched: Set[str] = set()
+    by_position = True
+    takes_any_keyword = False
+    for parameter in parameters:
+        name = parameter.name
+        if parameter.kind is _VAR_KEYWORD:
+            takes_any_keyword = True
+        elif parameter.kind is _VAR_POSITIONAL:
+            by_position = False
+        elif parameter.kind is _POSITIONAL_ONLY:
+            return None
+        elif name in supplied:
+            matched.add(name)
+            if by_position and parameter.kind is _POSITIONAL_OR_KEYWORD:
+                arguments.append(variables[name])
+            else:
+                arguments.append(f"{name}={variables[name]}")
+        elif parameter.default is _EMPTY:
+            return None
+        else:
+            by_position = False
+    for name in names:
+        if name not in matched:
+            if not takes_any_keyword:
+                return None
+            arguments.append(f"{name}={variables[name]}")
+    return ", ".join(arguments)
+
+
+def _define_specialised(
+    name: str,
+    qualname: str,
+    closure: Dict[str, Any],
+    params: List[str],
+    body: List[str],
+) -> Callable[..., Any]:
+    """Define a function from source lines, with the module's globals and
+    with ``closure`` (name to value) as variables of an enclosing scope.
+    ``name`` must differ from the names in ``closure``, which it would hide.
+    """
+    assert name not in closure, name
+    source = f"def __specialise__({', '.join(closure)}):\n"
+    source += f"    def {name}({', '.join(params)}):\n"
+    source += "".join(f"        {line}\n" for line in body)
+    source += f"    return {name}\n"
+    namespace: Dict[str, Any] = {}
+    exec(source, globals(), namespace)
+    func = cast(Callable[..., Any], namespace["__specialise__"](**closure))
+    func.__qualname__ = qualname
+    return func
+
+
+def _binding_lines(
+    parameters: Sequence[inspect.Parameter],
+    args_var: str,
+    kwargs_var: str,
+    closure: Dict[str, Any],
+    taken: Set[str],
+    on_mismatch: str,
+) -> List[str]:
+    """Return source lines that bind a call's ``args`` and ``kwargs`` to
+    variables named as the ``parameters``, or else return ``on_mismatch``.
+
+    The generated functions take the argument tuple and dict as they are,
+    rather than have them unpacked into their parameters, which costs more
+    than picking out the values for the usual calls: all arguments given by
+    position, or all by keyword. Other calls are bound by a function with
+    the parameters, and calls that don't fit are left to ``on_mismatch``
+    (the general path, which words the error as 9.1 does).
+    """
+    names = [p.name for p in parameters]
+    if not names:
+        return [f"if {args_var} or {kwargs_var}:", f"    return {on_mismatch}"]
+    targets = "".join(f"{name}, " for name in names)
+    namespace: Dict[str, Any] = {}
+    binder = _compile_function(
+        "bind",
+        _parameter_list(parameters, set(names), namespace),
+        [f"return {targets}"],
+        namespace,
+    )
+    binder_var = _unused_name("bind", taken)
+    closure[binder_var] = binder
+    all_by_keyword = " and ".join(
+        [f"not {args_var}", f"len({kwargs_var}) == {len(names)}"]
+        + [f"{name!r} in {kwargs_var}" for name in names]
+    )
+    lines = [f"if {all_by_keyword}:"]
+    lines += [f"    {name} = {kwargs_var}[{name!r}]" for name in names]
+    if all(p.kind is not _KEYWORD_ONLY for p in parameters):
+        lines += [
+            f"elif not {kwargs_var} and len({args_var}) == {len(names)}:",
+            f"    {targets}= {args_var}",
+        ]
+    lines += [
+        "else:",
+        "    try:",
+        f"        {targets}= {binder_var}(*{args_var}, **{kwargs_var})",
+        "    except TypeError:",
+        f"        return {on_mismatch}",
+    ]
+    return lines
+
+
+def _timestamp_line(timestamp_var: str, closure: Dict[str, Any], taken: Set[str]) -> str:
+    """Return a source line that sets ``timestamp_var`` to
+    ``datetime.now(TZINFO)``, with the method looked up beforehand while
+    the module's ``datetime`` is the class it was looked up on."""
+    datetime_var = _unused_name("datetime_class", taken)
+    now_var = _unused_name("now", taken)
+    closure[datetime_var] = datetime
+    closure[now_var] = datetime.now
+    return (
+        f"{timestamp_var} = {now_var}(TZINFO) if datetime is {datetime_var} "
+        "else datetime.now(TZINFO)"
+    )
+
+
+def _specialise_creation(cls: MetaAggregate) -> Callable[..., Any] | None:
+    """Return (and remember) the specialised creator of ``cls``, or None
+    if calling ``cls`` must take the general path."""
+    global _has_specialisations
+    creator = _generate_creator(cls)
+    _creators[cls] = creator
+    _has_specialisations = True
+    return creator
+
+
+def _generate_creator(cls: MetaAggregate) -> Callable[..., Any] | None:
+    """Generate a function of a call's arguments (tuple and dict) that
+    does what calling ``cls`` with them does."""
+    init = cls.__init__  # type: ignore[misc]
+    signature = cls._init_signature
+    created_event_class = cls._created_event_class
+    if (
+        signature is None
+        or signature.method is not init
+        or created_event_class is None
+        or getattr(cls._create, "__func__", None) is not _meta_create
+        or not _is_plain_aggregate_class(cls)
+        or created_event_class.mutate is not _aggregate_created_mutate
+    ):
+        return None
+    extra_fields = _event_fields(created_event_class, _BASE_EVENT_FIELDS + ("originator_topic",))
+    bound = [p.name for p in signature.parameters]
+    given = [name for name in bound if name != "id"]
+    if (
+        extra_fields is None
+        or set(extra_fields) != set(given)
+        or "originator_topic" in given
+        or _GENERATED_GLOBALS.intersection(bound)
+        # Arguments so named clash with the parameters of _create().
+        or {"cls", "event_class"}.intersection(bound)
+    ):
+        return None
+
+    taken = set(bound)
+    closure: Dict[str, Any] = {}
+
+    def constant(name: str, value: Any) -> str:
+        name = _unused_name(name, taken)
+        closure[name] = value
+        return name
+
+    id_var = "id" if "id" in bound else _unused_name("id", taken)
+    init_names = list(extra_fields)
+    if cls._init_mentions_id:
+        init_names.append("id")
+    init_arguments = _call_arguments(
+        signature.method_parameters, init_names, {**{n: n for n in given}, "id": id_var}
+    )
+    if init_arguments is None:
+        return None
+
+    args_var = _unused_name("args", taken)
+    kwargs_var = _unused_name("kwargs", taken)
+    general_var = constant("call_generally", _call_generally)
+    cls_var = constant("cls", cls)
+    event_cls_var = constant("event_class", created_event_class)
+    topic_var = constant("topic", get_topic(cls))
+    objs_cache_var = constant("objs_cache", _objs_cache)
+    new_var = constant("new_object", _new_object)
+    init_var = constant("init", init)
+    version_var = constant("initial_version", cls.INITIAL_VERSION)
+    create_id_var = constant("create_id", cls.create_id)
+    timestamp_var = _unused_name("timestamp", taken)
+    event_var = _unused_name("event", taken)
+    state_var = _unused_name("state", taken)
+    agg_var = _unused_name("agg", taken)
+    error_var = _unused_name("error", taken)
+    given_var = _unused_name("given", taken)
+
+    # As in _create(): the topic is registered (as get_topic() does), the ID
+    # made unless given, and the event constructed, with a TypeError from
+    # any of that reported as a failure to construct the event.
+    id_names = [n for n in given if n in cls._create_id_param_names]
+    id_arguments = ", ".join(f"{n}={n}" for n in id_names)
+    given_items = ", ".join(f"{n!r}: {n}" for n in given)
+    make_id = [f"{id_var} = {create_id_var}({id_arguments})"]
+    if cls.create_id is _meta_create_id:
+        # The default create_id(), without the call.
+        make_id = [f"{id_var} = _new_uuid4()"]
+    if "id" in bound:
+        make_id = [f"if not {id_var}:", f"    {make_id[0]}"]
+    values = {
+        "originator_id": id_var,
+        "originator_version": version_var,
+        "timestamp": timestamp_var,
+        "originator_topic": topic_var,
+        **{n: n for n in given},
+    }
+    field_names = [*_BASE_EVENT_FIELDS, "originator_topic", *extra_fields]
+    body = _binding_lines(
+        signature.parameters,
+        args_var,
+        kwargs_var,
+        closure,
+        taken,
+        f"{general_var}({cls_var}, {args_var}, {kwargs_var})",
+    )
+    body += [
+        "try:",
+        f"    {objs_cache_var}[{topic_var}] = {cls_var}",
+        *(f"    {line}" for line in make_id),
+        f"    {_timestamp_line(timestamp_var, closure, taken)}",
+        f"    {event_var} = {new_var}({event_cls_var})",
+        f"except TypeError as {error_var}:",
+        f"    {given_var} = {{{given_items}}}",
+        "    raise TypeError(",
+        "        \"Unable to construct 'aggregate created' event with class \"",
+        f'        f"{{{event_cls_var}.__qualname__}} and keyword args {{{given_var}}}: '
+        f'{{{error_var}}}"',
+        f"    ) from {error_var}",
+        f"{state_var} = {event_var}.__dict__",
+        *(f"{state_var}[{n!r}] = {values[n]}" for n in field_names),
+        # AggregateCreated.mutate(), with Aggregate.__new__ and __base_init__.
+        f"{agg_var} = {new_var}({cls_var})",
+        f"{agg_var}._id = {id_var}",
+        f"{agg_var}._version = {version_var}",
+        f"{agg_var}._created_on = {timestamp_var}",
+        f"{agg_var}._modified_on = {timestamp_var}",
+        f"{agg_var}._pending_events = []",
+        f"{init_var}({', '.join(filter(None, [agg_var, init_arguments]))})",
+        f"{agg_var}._pending_events.append({event_var})",
+        f"return {agg_var}",
+    ]
+    name = getattr(init, "__name__", "")
+    if not name.isidentifier() or name in taken:
+        name = _unused_name("create", taken)
+    return _define_specialised(
+        name, f"{cls.__qualname__}.{name}", closure, [args_var, kwargs_var], body
+    )
+
+
+def _specialise_trigger(decorator: CommandMethodDecorator, cls: type) -> Callable[..., None] | None:
+    """Return (and remember) the specialised trigger function of
+    ``decorator`` for aggregates of class ``cls``, or None if its calls
+    must take the general path."""
+    global _has_specialisations
+    if not isinstance(cls, MetaAggregate):
+        return None
+    trigger = _generate_trigger(decorator, cls)
+    decorator._fast_triggers[cls] = trigger
+    _has_specialisations = True
+    return trigger
+
+
+def _generate_trigger(
+    decorator: CommandMethodDecorator, cls: MetaAggregate
+) -> Callable[..., None] | None:
+    """Generate a function of an aggregate of class ``cls`` and a call's
+    arguments (tuple and dict) that does what calling the decorated method
+    on the aggregate with them does."""
+    if decorator.original_method is None or not _is_plain_aggregate_class(cls):
+        return None
+    if cls.trigger_event is not _aggregate_trigger_event:  # type: ignore[attr-defined]
+        return None
+    try:
+        signature = decorator._signature or decorator._get_signature()
+    except (TypeError, ValueError):
+        return None
+    event_cls = decorator.given_event_cls
+    if event_cls is None:
+        event_cls = getattr(cls, cast(str, decorator.event_cls_name), None)
+    if (
+        not isinstance(event_cls, MetaDomainEvent)
+        or event_cls.mutate is not _aggregate_event_mutate  # type: ignore[attr-defined]
+        or event_cls.apply is not _decorated_event_apply  # type: ignore[attr-defined]
+    ):
+        return None
+    applied = original_methods.get(event_cls)
+    extra_fields = _event_fields(event_cls, _BASE_EVENT_FIELDS)
+    given = [p.name for p in signature.parameters]
+    if (
+        # The method applied is the decorated one, whose signature is known.
+        applied is not signature.method
+        or extra_fields is None
+        or set(extra_fields) != set(given)
+        or _GENERATED_GLOBALS.intersection(given)
+        # Arguments so named clash with the parameters of trigger_event().
+        or {"self", "event_class"}.intersection(given)
+    ):
+        return None
+    arguments = _call_arguments(signature.method_parameters, extra_fields, {n: n for n in given})
+    if arguments is None:
+        return None
+
+    taken = set(given)
+    closure: Dict[str, Any] = {}
+
+    def constant(name: str, value: Any) -> str:
+        name = _unused_name(name, taken)
+        closure[name] = value
+        return name
+
+    aggregate_var = _unused_name("aggregate", taken)
+    args_var = _unused_name("args", taken)
+    kwargs_var = _unused_name("kwargs", taken)
+    general_var = constant("trigger_generally", decorator._trigger)
+    event_cls_var = constant("event_class", event_cls)
+    applied_var = constant("method", applied)
+    new_var = constant("new_object", _new_object)
+    version_var = _unused_name("version", taken)
+    timestamp_var = _unused_name("timestamp", taken)
+    event_var = _unused_name("event", taken)
+    state_var = _unused_name("state", taken)
+    originator_id_var = _unused_name("originator_id", taken)
+    error_var = _unused_name("error", taken)
+    values = {
+        "originator_id": originator_id_var,
+        "originator_version": version_var,
+        "timestamp": timestamp_var,
+        **{n: n for n in given},
+    }
+    body = _binding_lines(
+        signature.parameters,
+        args_var,
+        kwargs_var,
+        closure,
+        taken,
+        f"{general_var}({aggregate_var}, {args_var}, {kwargs_var})",
+    )
+    body += [
+        # Aggregate.trigger_event(), with the event's __init__.
+        f"{version_var} = {aggregate_var}._version + 1",
+        "try:",
+        f"    {originator_id_var} = {aggregate_var}._id",
+        f"    {_timestamp_line(timestamp_var, closure, taken)}",
+        f"    {event_var} = {new_var}({event_cls_var})",
+        f"except TypeError as {error_var}:",
+        f'    raise TypeError(f"Can\'t construct event {{{event_cls_var}}}: {{{error_var}}}")'
+        f" from {error_var}",
+        f"{state_var} = {event_var}.__dict__",
+        *(f"{state_var}[{n!r}] = {values[n]}" for n in [*_BASE_EVENT_FIELDS, *extra_fields]),
+        # AggregateEvent.mutate() (whose version check can't fail here) and
+        # DecoratedEvent.apply().
+        f"if {applied_var}({', '.join(filter(None, [aggregate_var, arguments]))}) is not None:",
+        "    raise TypeError(",
+        f'        f"Unexpected value returned from {{{applied_var}.__qualname__}}(). Values "',
+        "        \"returned from 'apply' methods are discarded.\"",
+        "    )",
+        f"{aggregate_var}._version = {version_var}",
+        f"{aggregate_var}._modified_on = {timestamp_var}",
+        f"{aggregate_var}._pending_events.append({event_var})",
+    ]
+    method = decorator.original_method
+    name = method.__name__ if method.__name__.isidentifier() else "trigger"
+    if name in taken:
+        name = _unused_name(name, taken)
+    return _define_specialised(
+        name, method.__qualname__, closure, [aggregate_var, args_var, kwargs_var], body
+    )
+
+
+def _specialise_rebuilding(cls: Any) -> Callable[[Dict[str, Any]], Any] | None:
+    """Return (and remember) the specialised rebuilding of an aggregate of
+    class ``cls`` from the state of a created event, or None if it must
+    take the general path."""
+    global _has_specialisations
+    if not isinstance(cls, MetaAggregate):
+        return None
+    rebuild = _generate_rebuilder(cls)
+    _rebuilders[cls] = rebuild
+    _has_specialisations = True
+    return rebuild
+
+
+def _generate_rebuilder(cls: MetaAggregate) -> Callable[[Dict[str, Any]], Any] | None:
+    """Generate a function that does what AggregateCreated.mutate() does
+    once it has resolved the aggregate class ``cls``, given the event's
+    state; it returns None, for the general path, unless the state has just
+    the fields of the created event class of ``cls``."""
+    init = cls.__init__  # type: ignore[misc]
+    signature = cls._init_signature
+    if signature is None or signature.method is not init or not _is_plain_aggregate_class(cls):
+        return None
+    extra_fields = _fields_after(
+        cls._created_event_class, _BASE_EVENT_FIELDS + ("originator_topic",)
+    )
+    if extra_fields is None:
+        return None
+    taken: Set[str] = set()
+    closure: Dict[str, Any] = {}
+    state_var = _unused_name("state", taken)
+    cls_var = _unused_name("cls", taken)
+    closure[cls_var] = cls
+    new_var = _unused_name("new_object", taken)
+    closure[new_var] = _new_object
+    init_var = _unused_name("init", taken)
+    closure[init_var] = init
+    agg_var = _unused_name("agg", taken)
+    id_var = _unused_name("originator_id", taken)
+    version_var = _unused_name("originator_version", taken)
+    timestamp_var = _unused_name("timestamp", taken)
+    variables = {name: f"value_{i}" for i, name in enumerate(extra_fields)}
+    variables["id"] = id_var
+    init_names = list(extra_fields)
+    if cls._init_mentions_id:
+        init_names.append("id")
+    init_arguments = _call_arguments(signature.method_parameters, init_names, variables)
+    if init_arguments is None:
+        return None
+    reads = {
+        id_var: "originator_id",
+        version_var: "originator_version",
+        timestamp_var: "timestamp",
+        **{variables[name]: name for name in extra_fields},
+    }
+    body = [
+        # Any other set of keys (an upcast may have changed them) takes the
+        # general path. The topic was read already.
+        f"if len({state_var}) != {len(reads) + 1}:",
+        "    return None",
+        "try:",
+        *(f"    {var} = {state_var}[{name!r}]" for var, name in reads.items()),
+        "except KeyError:",
+        "    return None",
+        f"{agg_var} = {new_var}({cls_var})",
+        f"{agg_var}._id = {id_var}",
+        f"{agg_var}._version = {version_var}",
+        f"{agg_var}._created_on = {timestamp_var}",
+        f"{agg_var}._modified_on = {timestamp_var}",
+        f"{agg_var}._pending_events = []",
+        f"{init_var}({', '.join(filter(None, [agg_var, init_arguments]))})",
+        f"return {agg_var}",
+    ]
+    name = _unused_name("rebuild", taken)
+    return _define_specialised(name, f"{cls.__qualname__}.{name}", closure, [state_var], body)
+
+
+def _specialise_mutation(event_cls: type) -> Callable[[Any, Any], Any] | None:
+    """Return (and remember) the specialised AggregateEvent.mutate() of
+    ``event_cls``, or None if its events must take the general path."""
+    global _has_specialisations
+    mutate = _generate_mutator(event_cls)
+    _event_mutators[event_cls] = mutate
+    _has_specialisations = True
+    return mutate
+
+
+def _generate_mutator(event_cls: type) -> Callable[[Any, Any], Any] | None:
+    """Generate a function that does what AggregateEvent.mutate() does for
+    an event of ``event_cls`` whose apply() is that of the @event methods;
+    it leaves to the general path aggregates whose properties are not
+    Aggregate's own, and events whose state has other keys than the fields.
+    """
+    if getattr(event_cls, "apply", None) is not _decorated_event_apply:
+        return None
+    method = original_methods.get(cast(MetaDomainEvent, event_cls))
+    parameters = None if method is None else _method_parameters.get(method)
+    extra_fields = _fields_after(event_cls, _BASE_EVENT_FIELDS)
+    if parameters is None or extra_fields is None:
+        return None
+    variables = {name: f"value_{i}" for i, name in enumerate(extra_fields)}
+    arguments = _call_arguments(parameters, extra_fields, variables)
+    if arguments is None:
+        return None
+    taken: Set[str] = set()
+    closure: Dict[str, Any] = {}
+    event_var = _unused_name("event", taken)
+    obj_var = _unused_name("obj", taken)
+    general_var = _unused_name("mutate_generally", taken)
+    closure[general_var] = _mutate_generally
+    plain_var = _unused_name("plain_classes", taken)
+    closure[plain_var] = _plain_aggregate_classes
+    is_plain_var = _unused_name("is_plain", taken)
+    closure[is_plain_var] = _is_plain_aggregate_class
+    method_var = _unused_name("method", taken)
+    closure[method_var] = method
+    state_var = _unused_name("state", taken)
+    plain_result_var = _unused_name("plain", taken)
+    version_var = _unused_name("version", taken)
+    next_version_var = _unused_name("next_version", taken)
+    timestamp_var = _unused_name("timestamp", taken)
+    body = [
+        f"{state_var} = {event_var}.__dict__",
+        "try:",
+        f"    {plain_result_var} = {plain_var}[type({obj_var})]",
+        "except KeyError:",
+        f"    {plain_result_var} = {is_plain_var}(type({obj_var}))",
+        f"if {plain_result_var} and len({state_var}) == {len(extra_fields) + 3}:",
+        "    try:",
+        f"        {state_var}['originator_id']",
+        f"        {version_var} = {state_var}['originator_version']",
+        f"        {timestamp_var} = {state_var}['timestamp']",
+        *(f"        {variables[name]} = {state_var}[{name!r}]" for name in extra_fields),
+        "    except KeyError:",
+        "        pass",
+        "    else:",
+        f"        {next_version_var} = {obj_var}._version + 1",
+        f"        if {version_var} != {next_version_var}:",
+        f"            raise VersionError({version_var}, {next_version_var})",
+        # DecoratedEvent.apply().
+        f"        if {method_var}({', '.join(filter(None, [obj_var, arguments]))}) is not None:",
+        "            raise TypeError(",
+        f'                f"Unexpected value returned from {{{method_var}.__qualname__}}(). "',
+        "                \"Values returned from 'apply' methods are discarded.\"",
+        "            )",
+        f"        {obj_var}._version = {version_var}",
+        f"        {obj_var}._modified_on = {timestamp_var}",
+        f"        return {obj_var}",
+        f"return {general_var}({event_var}, {obj_var})",
+    ]
+    name = _unused_name("mutate", taken)
+    return _define_specialised(
+        name, f"{event_cls.__qualname__}.{name}", closure, [event_var, obj_var], body
+    )
+
+
 class VersionError(Exception):
     """Raised when an event is not the next one in its aggregate's sequence.
 
@@ -1092,7 +1904,7 @@ class Snapshot(DomainEvent):
         return cls(  # type: ignore[call-arg]
             originator_id=originator_id,
             originator_version=originator_version,
-            timestamp=datetime.now(tz=TZINFO),
+            timestamp=datetime.now(TZINFO),
             topic=get_topic(type(aggregate)),
             state=state,
         )
