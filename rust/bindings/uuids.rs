@@ -97,9 +97,8 @@ pub fn version4(random: u128) -> u128 {
 /// `uuid.uuid4()` returns, made without its Python-level overhead.
 #[pyfunction]
 pub fn uuid4(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| {
+    let random = crate::core::random_pool::random_u128().map_err(|e| {
         pyo3::exceptions::PyOSError::new_err(format!("no random bytes from the OS: {e}"))
     })?;
-    u128_to_uuid(py, version4(u128::from_be_bytes(bytes)))
+    u128_to_uuid(py, version4(random))
 }

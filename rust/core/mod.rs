@@ -5,6 +5,7 @@ pub mod float_repr;
 pub mod json;
 pub mod memory_store;
 pub mod prompt_queue;
+pub mod random_pool;
 pub mod section_id;
 pub mod sqlite;
 pub mod tracking;
