@@ -9,7 +9,6 @@ use parking_lot::Mutex;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString, PyType};
 
 use super::errors::DataError;
@@ -17,9 +16,6 @@ use super::transcoder::JsonCodec;
 use super::uuids::uuid_to_u128;
 use super::values::StoredEvent;
 use crate::core::json;
-
-static OBJECT_NEW: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-static OBJECT_SETATTR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 struct ClassInfo {
     topic: Py<PyString>,
@@ -261,26 +257,31 @@ impl EventMapper {
             cls.getattr(name.as_str())?.call1((&state,))?;
             from_version += 1;
         }
-        let object_new = OBJECT_NEW.get_or_try_init(py, || {
-            Ok::<_, PyErr>(
-                py.import("builtins")?
-                    .getattr("object")?
-                    .getattr("__new__")?
-                    .unbind(),
-            )
-        })?;
-        let setattr = OBJECT_SETATTR.get_or_try_init(py, || {
-            Ok::<_, PyErr>(
-                py.import("builtins")?
-                    .getattr("object")?
-                    .getattr("__setattr__")?
-                    .unbind(),
-            )
-        })?;
-        let event = object_new.bind(py).call1((&cls,))?;
-        setattr
-            .bind(py)
-            .call1((&event, intern!(py, "__dict__"), state))?;
+        let cls = cls.cast_into::<PyType>()?;
+        // What `object.__new__(cls)` and `object.__setattr__(event,
+        // "__dict__", state)` do, without two Python-level calls.
+        // SAFETY: `cls` is a type; object's tp_new is called with an empty
+        // argument tuple as object.__new__ would be (it still refuses
+        // abstract classes), and the attribute is set by the generic setter.
+        let event = unsafe {
+            let new = pyo3::ffi::PyBaseObject_Type
+                .tp_new
+                .expect("object has tp_new");
+            let args = pyo3::types::PyTuple::empty(py);
+            let event = Bound::from_owned_ptr_or_err(
+                py,
+                new(cls.as_type_ptr(), args.as_ptr(), std::ptr::null_mut()),
+            )?;
+            if pyo3::ffi::PyObject_GenericSetAttr(
+                event.as_ptr(),
+                intern!(py, "__dict__").as_ptr(),
+                state.as_ptr(),
+            ) != 0
+            {
+                return Err(PyErr::fetch(py));
+            }
+            event
+        };
         Ok(event)
     }
 }
