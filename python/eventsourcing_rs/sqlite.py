@@ -22,18 +22,19 @@ inside a database with ``SQLiteDatastore.transaction()``, or with
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Sequence
-from uuid import UUID
+from typing import Any, List, Mapping, Optional
 
 from eventsourcing_rs import _core
+from eventsourcing_rs.native_recorder import (
+    NativeAggregateRecorder,
+    NativeApplicationRecorder,
+    NativeProcessRecorder,
+)
 from eventsourcing_rs.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
     InfrastructureFactory,
-    Notification,
     ProcessRecorder,
-    StoredEvent,
-    Tracking,
 )
 from eventsourcing_rs.utils import strtobool
 
@@ -87,7 +88,7 @@ class SQLiteDatastore:
         self._datastore.close_all_connections()
 
 
-class SQLiteAggregateRecorder(AggregateRecorder):
+class SQLiteAggregateRecorder(NativeAggregateRecorder):
     """Records aggregates' stored events in an SQLite table."""
 
     _kind = "aggregate"
@@ -113,44 +114,19 @@ class SQLiteAggregateRecorder(AggregateRecorder):
         have the shape this recorder needs."""
         self._recorder.create_table(self.create_table_statements)
 
-    def insert_events(
-        self, stored_events: List[StoredEvent], **kwargs: Any
-    ) -> Optional[Sequence[int]]:
-        tracking: Optional[Tracking] = kwargs.get("tracking")
-        return self._recorder.insert_events(stored_events, tracking)
 
-    def select_events(
-        self,
-        originator_id: UUID,
-        gt: Optional[int] = None,
-        lte: Optional[int] = None,
-        desc: bool = False,
-        limit: Optional[int] = None,
-    ) -> List[StoredEvent]:
-        return self._recorder.select_events(originator_id, gt, lte, desc, limit)
-
-
-class SQLiteApplicationRecorder(SQLiteAggregateRecorder, ApplicationRecorder):
+class SQLiteApplicationRecorder(SQLiteAggregateRecorder, NativeApplicationRecorder):
     """Records stored events in an SQLite table, numbered as
     notifications by the table's rowid."""
 
     _kind = "application"
 
-    def select_notifications(self, start: int, limit: int) -> List[Notification]:
-        return self._recorder.select_notifications(start, limit)
 
-    def max_notification_id(self) -> int:
-        return self._recorder.max_notification_id()
-
-
-class SQLiteProcessRecorder(SQLiteApplicationRecorder, ProcessRecorder):
+class SQLiteProcessRecorder(SQLiteApplicationRecorder, NativeProcessRecorder):
     """Records stored events and, in the same transaction, tracking
     records in the ``tracking`` table."""
 
     _kind = "process"
-
-    def max_tracking_id(self, application_name: str) -> int:
-        return self._recorder.max_tracking_id(application_name)
 
 
 class Factory(InfrastructureFactory):
