@@ -228,6 +228,37 @@ def test_threads_of_several_datastores_share_a_named_in_memory_database() -> Non
     assert ids == list(range(1, 1201))
 
 
+def test_reads_stop_at_the_limit_and_keep_each_event_whole(db: Path) -> None:
+    recorder = SQLiteApplicationRecorder(SQLiteDatastore(str(db)))
+    recorder.create_table()
+    a, b = uuid4(), uuid4()
+    # Two topics, interleaved; states of different lengths, one empty.
+    events = [
+        StoredEvent(a, 1, "t1", b"a1"),
+        StoredEvent(a, 2, "t2", b""),
+        StoredEvent(b, 1, "t1", b"b1" * 300),
+        StoredEvent(a, 3, "t1", b"a3"),
+        StoredEvent(b, 2, "t2", b"\x00b2"),
+    ]
+    recorder.insert_events(events)
+    everything = recorder.select_notifications(1, 10)
+    assert [n.id for n in everything] == [1, 2, 3, 4, 5]
+    assert [(n.originator_id, n.originator_version, n.topic, n.state) for n in everything] == [
+        (e.originator_id, e.originator_version, e.topic, e.state) for e in events
+    ]
+    assert all(type(n.originator_id) is UUID for n in everything)
+    # Each limit is honoured, whatever limit the statement ran with before.
+    for start, limit in [(1, 2), (2, 1), (1, 5), (3, 100), (5, 1), (6, 3), (1, 0)]:
+        page = recorder.select_notifications(start, limit)
+        assert page == everything[start - 1 : start - 1 + limit]
+    assert [e.originator_version for e in recorder.select_events(a)] == [1, 2, 3]
+    assert [e.state for e in recorder.select_events(a, desc=True, limit=2)] == [b"a3", b""]
+    assert [e.originator_version for e in recorder.select_events(a, gt=1, limit=1)] == [2]
+    assert [e.originator_version for e in recorder.select_events(a, lte=2, desc=True)] == [2, 1]
+    assert [e.topic for e in recorder.select_events(b, gt=1, lte=2)] == ["t2"]
+    assert recorder.select_events(b, limit=0) == []
+
+
 # -- WAL, durability and the raw-SQL transaction ------------------------------
 
 
@@ -242,6 +273,10 @@ def test_file_databases_are_put_in_wal_mode_with_full_sync(db: Path) -> None:
     second = SQLiteDatastore(f"file:{db}")
     second.transaction()
     assert second.is_journal_mode_wal and not second.journal_mode_was_changed_to_wal
+    # The writer checkpoints every 10000 pages of log, not every 1000.
+    with first.transaction(commit=True) as cursor:
+        cursor.execute("PRAGMA wal_autocheckpoint")
+        assert cursor.fetchall() == [(10000,)]
 
 
 def test_transaction_commits_or_rolls_back(db: Path) -> None:
@@ -541,6 +576,36 @@ def test_a_forked_child_opens_connections_of_its_own(db: Path) -> None:
     assert process.exitcode == 0
     assert recorder.max_notification_id() == 3
     assert recorder.insert_events([ev(uuid4(), 1)]) == [4]
+
+
+def test_a_child_forked_from_a_forked_child_opens_connections_of_its_own(db: Path) -> None:
+    recorder = SQLiteApplicationRecorder(SQLiteDatastore(str(db)))
+    recorder.create_table()
+    recorder.insert_events([ev(uuid4(), 1)])
+    assert recorder.max_notification_id() == 1
+    context = multiprocessing.get_context("fork")
+
+    def grandchild() -> None:
+        if list(recorder.insert_events([ev(uuid4(), 1)]) or []) != [3]:
+            raise SystemExit(3)
+
+    def child() -> None:
+        # Connections of its own, then a fork of its own: the grandchild
+        # must not use them either.
+        if list(recorder.insert_events([ev(uuid4(), 1)]) or []) != [2]:
+            raise SystemExit(3)
+        process = context.Process(target=grandchild)
+        process.start()
+        process.join(timeout=30)
+        if process.exitcode != 0 or recorder.insert_events([ev(uuid4(), 1)]) != [4]:
+            raise SystemExit(4)
+
+    process = context.Process(target=child)
+    process.start()
+    process.join(timeout=60)
+    assert process.exitcode == 0
+    assert recorder.max_notification_id() == 4
+    assert recorder.insert_events([ev(uuid4(), 1)]) == [5]
 
 
 # -- crashes ------------------------------------------------------------------------

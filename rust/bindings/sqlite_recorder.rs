@@ -5,7 +5,7 @@
 //! the database work with the GIL released, and builds Python objects only
 //! afterwards; no Rust lock is held while Python runs.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -24,8 +24,8 @@ use super::uuids::{u128_to_uuid, uuid_to_u128};
 use super::values::{Notification, StoredEvent, Tracking};
 use crate::core::memory_store::EventQuery;
 use crate::core::sqlite::{
-    Datastore, ErrorKind, EventRecord, Lease, RecorderKind, Role, SqliteRecorder as Recorder,
-    StoreError,
+    Datastore, ErrorKind, EventRecord, EventRows, Lease, RecorderKind, Role,
+    SqliteRecorder as Recorder, StoreError,
 };
 
 /// The exception of the persistence hierarchy for a store error.
@@ -441,28 +441,9 @@ pub struct SqliteRecorder {
     inner: Recorder,
 }
 
-/// Topics are few and repeat: one Python string per distinct topic.
-struct Topics<'py> {
-    py: Python<'py>,
-    seen: HashMap<String, Bound<'py, PyString>>,
-}
-
-impl<'py> Topics<'py> {
-    fn new(py: Python<'py>) -> Self {
-        Topics {
-            py,
-            seen: HashMap::new(),
-        }
-    }
-
-    fn get(&mut self, topic: String) -> Bound<'py, PyString> {
-        if let Some(s) = self.seen.get(&topic) {
-            return s.clone();
-        }
-        let s = PyString::new(self.py, &topic);
-        self.seen.insert(topic, s.clone());
-        s
-    }
+/// One Python string per distinct topic of the rows.
+fn topic_strings<'py>(py: Python<'py>, rows: &EventRows) -> Vec<Bound<'py, PyString>> {
+    rows.topics.iter().map(|t| PyString::new(py, t)).collect()
 }
 
 #[pymethods]
@@ -557,22 +538,25 @@ impl SqliteRecorder {
             desc,
             limit,
         };
-        let records = py
-            .detach(|| self.inner.select_events(key, query))
+        let rows = py
+            .detach(|| self.inner.select_event_rows(key, query))
             .map_err(store_error)?;
-        let mut topics = Topics::new(py);
-        let list = PyList::empty(py);
-        for r in records {
-            let event = StoredEvent::from_parts(
-                originator_id.clone(),
-                key,
-                r.originator_version,
-                topics.get(r.topic),
-                PyBytes::new(py, &r.state),
-            );
-            list.append(Py::new(py, event)?)?;
-        }
-        Ok(list)
+        let topics = topic_strings(py, &rows);
+        let items = rows
+            .rows
+            .iter()
+            .map(|row| {
+                let event = StoredEvent::from_parts(
+                    originator_id.clone(),
+                    key,
+                    row.originator_version,
+                    topics[rows.topic_index(row)].clone(),
+                    PyBytes::new(py, rows.state(row)),
+                );
+                Py::new(py, event)
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, items)
     }
 
     fn select_notifications<'py>(
@@ -581,32 +565,34 @@ impl SqliteRecorder {
         start: i64,
         limit: usize,
     ) -> PyResult<Bound<'py, PyList>> {
-        let records = py
-            .detach(|| self.inner.select_notifications(start, limit))
+        let rows = py
+            .detach(|| self.inner.select_notification_rows(start, limit))
             .map_err(store_error)?;
-        let mut topics = Topics::new(py);
-        let mut uuids: HashMap<u128, Bound<'py, PyAny>> = HashMap::new();
-        let list = PyList::empty(py);
-        for n in records {
-            let key = n.event.originator_id;
-            let uuid = match uuids.get(&key) {
-                Some(u) => u.clone(),
-                None => {
+        let topics = topic_strings(py, &rows);
+        // An aggregate's events are usually recorded, so read, together:
+        // consecutive rows of one originator share its UUID object.
+        let mut last: Option<(u128, Bound<'py, PyAny>)> = None;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows.rows {
+            let key = row.originator_id;
+            let uuid = match &last {
+                Some((k, u)) if *k == key => u.clone(),
+                _ => {
                     let u = u128_to_uuid(py, key)?;
-                    uuids.insert(key, u.clone());
+                    last = Some((key, u.clone()));
                     u
                 }
             };
             let event = StoredEvent::from_parts(
                 uuid,
                 key,
-                n.event.originator_version,
-                topics.get(n.event.topic),
-                PyBytes::new(py, &n.event.state),
+                row.originator_version,
+                topics[rows.topic_index(row)].clone(),
+                PyBytes::new(py, rows.state(row)),
             );
-            list.append(Notification::create(py, n.id, event)?)?;
+            items.push(Notification::create(py, row.id, event)?);
         }
-        Ok(list)
+        PyList::new(py, items)
     }
 
     fn max_notification_id(&self, py: Python<'_>) -> PyResult<i64> {

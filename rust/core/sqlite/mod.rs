@@ -11,4 +11,6 @@ mod tests;
 
 pub use datastore::{Datastore, Lease, Role};
 pub use error::{ErrorKind, StoreError, StoreResult};
-pub use recorder::{EventRecord, NotificationRecord, RecorderKind, SqliteRecorder};
+pub use recorder::{
+    EventRecord, EventRow, EventRows, NotificationRecord, RecorderKind, SqliteRecorder,
+};

@@ -9,10 +9,10 @@
 //! `WITHOUT ROWID`); and tracking records in `tracking (application_name,
 //! notification_id)`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use rusqlite::types::{Value, ValueRef};
-use rusqlite::{ffi, params, params_from_iter, Connection, Row};
+use rusqlite::types::ValueRef;
+use rusqlite::{ffi, params, Connection, Row};
 
 use super::datastore::{Datastore, Lease, Role};
 use super::error::{ErrorKind, StoreError, StoreResult};
@@ -73,8 +73,19 @@ pub fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The stored form of an originator id: 32 lowercase hex digits.
 pub fn uuid_hex(id: u128) -> String {
-    format!("{id:032x}")
+    uuid_hex_digits(id).iter().map(|&d| char::from(d)).collect()
+}
+
+/// [`uuid_hex`] on the stack: it keys every read of an aggregate.
+fn uuid_hex_digits(id: u128) -> [u8; 32] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (i, digit) in out.iter_mut().enumerate() {
+        *digit = DIGITS[((id >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    out
 }
 
 fn hyphenated(id: u128) -> String {
@@ -91,12 +102,131 @@ fn hyphenated(id: u128) -> String {
 
 /// Reads an originator id as stored: 32 hex digits, hyphens allowed (as
 /// `uuid.UUID()` allows them when the reference reads the column).
-pub fn parse_uuid_text(text: &str) -> Option<u128> {
-    let digits: String = text.chars().filter(|c| *c != '-').collect();
-    if digits.len() != 32 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
+pub fn parse_uuid_text(text: &[u8]) -> Option<u128> {
+    // The form both libraries write, read without allocating: every
+    // notification read goes through here.
+    if let Ok(digits) = <&[u8; 32]>::try_from(text) {
+        let (high, low) = digits.split_at(16);
+        return Some((u128::from(hex_u64(high)?) << 64) | u128::from(hex_u64(low)?));
     }
-    u128::from_str_radix(&digits, 16).ok()
+    let mut value = 0u128;
+    let mut count = 0;
+    for &b in text.iter().filter(|b| **b != b'-') {
+        count += 1;
+        if count > 32 {
+            return None;
+        }
+        value = (value << 4) | u128::from(hex_digit(b)?);
+    }
+    (count == 32).then_some(value)
+}
+
+fn hex_u64(digits: &[u8]) -> Option<u64> {
+    // Branch-free: a table lookup per digit, one check at the end.
+    let mut value = 0u64;
+    let mut bad = 0u8;
+    for &b in digits {
+        let d = HEX_VALUES[usize::from(b)];
+        bad |= d;
+        value = (value << 4) | u64::from(d & 0xf);
+    }
+    (bad & 0x80 == 0).then_some(value)
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    let d = HEX_VALUES[usize::from(b)];
+    (d & 0x80 == 0).then_some(d)
+}
+
+/// Each byte's value as a hex digit, or 0xff for bytes that are not one.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        table[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Events read by one call, laid out to be turned into Python objects in
+/// bulk: each distinct topic once (topics are few and repeat), and every
+/// state in one buffer, rather than two allocations per event.
+#[derive(Debug, Default)]
+pub struct EventRows {
+    pub rows: Vec<EventRow>,
+    pub topics: Vec<String>,
+    pub states: Vec<u8>,
+    /// Each topic's index in `topics`, while rows are added.
+    seen: HashMap<String, usize>,
+}
+
+/// One event of an [`EventRows`]; its topic and state are found there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRow {
+    /// The notification id (0 for an aggregate's events read by version).
+    pub id: i64,
+    pub originator_id: u128,
+    pub originator_version: i64,
+    topic: usize,
+    state_start: usize,
+    state_end: usize,
+}
+
+impl EventRows {
+    pub fn topic(&self, row: &EventRow) -> &str {
+        &self.topics[row.topic]
+    }
+
+    /// The index of the row's topic in `topics`.
+    pub fn topic_index(&self, row: &EventRow) -> usize {
+        row.topic
+    }
+
+    pub fn state(&self, row: &EventRow) -> &[u8] {
+        &self.states[row.state_start..row.state_end]
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn into_records(self) -> Vec<EventRecord> {
+        self.rows
+            .iter()
+            .map(|row| EventRecord {
+                originator_id: row.originator_id,
+                originator_version: row.originator_version,
+                topic: self.topic(row).to_string(),
+                state: self.state(row).to_vec(),
+            })
+            .collect()
+    }
+
+    fn add_topic(&mut self, topic: &str) -> usize {
+        // Runs of one topic are the common case: checked before hashing.
+        if let Some(last) = self.rows.last() {
+            if self.topics[last.topic] == topic {
+                return last.topic;
+            }
+        }
+        if let Some(&i) = self.seen.get(topic) {
+            return i;
+        }
+        self.topics.push(topic.to_string());
+        self.seen.insert(topic.to_string(), self.topics.len() - 1);
+        self.topics.len() - 1
+    }
 }
 
 pub struct SqliteRecorder {
@@ -104,6 +234,8 @@ pub struct SqliteRecorder {
     table: String,
     kind: RecorderKind,
     insert_sql: String,
+    /// `select_events`' eight shapes, indexed by [`events_query_shape`].
+    select_events_sql: Vec<String>,
     select_notifications_sql: String,
     max_notification_id_sql: String,
     max_tracking_id_sql: String,
@@ -119,9 +251,14 @@ impl SqliteRecorder {
                 "INSERT INTO {t} (originator_id, originator_version, topic, state) \
                  VALUES (?1, ?2, ?3, ?4)"
             ),
+            select_events_sql: (0..8).map(|shape| select_events_sql(&t, shape)).collect(),
+            // No LIMIT clause: the reader stops stepping after `limit` rows.
+            // SQLite plans with the value bound to a LIMIT parameter, so
+            // binding one marks the statement to be compiled again at its
+            // next step, which cost more than reading a hundred rows.
             select_notifications_sql: format!(
                 "SELECT rowid, originator_id, originator_version, topic, state FROM {t} \
-                 WHERE rowid >= ?1 ORDER BY rowid LIMIT ?2"
+                 WHERE rowid >= ?1 ORDER BY rowid"
             ),
             max_notification_id_sql: format!("SELECT MAX(rowid) FROM {t}"),
             max_tracking_id_sql: format!(
@@ -402,7 +539,8 @@ impl SqliteRecorder {
             0
         });
         for e in events {
-            let hex = uuid_hex(e.originator_id);
+            let hex = uuid_hex_digits(e.originator_id);
+            let hex = std::str::from_utf8(&hex).expect("hex digits are ASCII");
             let written = stmt.execute(params![hex, e.originator_version, e.topic, e.state]);
             match written {
                 Ok(_) => {
@@ -433,43 +571,39 @@ impl SqliteRecorder {
         originator_id: u128,
         q: EventQuery,
     ) -> StoreResult<Vec<EventRecord>> {
-        let mut sql = format!(
-            "SELECT originator_version, topic, state FROM {} WHERE originator_id = ?",
-            quote_identifier(&self.table)
-        );
-        let mut args = vec![Value::Text(uuid_hex(originator_id))];
-        if let Some(gt) = q.gt {
-            sql.push_str(" AND originator_version > ?");
-            args.push(Value::Integer(gt));
-        }
-        if let Some(lte) = q.lte {
-            sql.push_str(" AND originator_version <= ?");
-            args.push(Value::Integer(lte));
-        }
-        sql.push_str(if q.desc {
-            " ORDER BY originator_version DESC"
-        } else {
-            " ORDER BY originator_version ASC"
-        });
-        if let Some(limit) = q.limit {
-            sql.push_str(" LIMIT ?");
-            args.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        self.select_event_rows(originator_id, q)
+            .map(EventRows::into_records)
+    }
+
+    /// [`Self::select_events`], in the layout made for bulk conversion.
+    pub fn select_event_rows(&self, originator_id: u128, q: EventQuery) -> StoreResult<EventRows> {
+        let sql = &self.select_events_sql[events_query_shape(&q)];
+        let mut args: [i64; 2] = [0; 2];
+        let mut n = 0;
+        for bound in [q.gt, q.lte].into_iter().flatten() {
+            args[n] = bound;
+            n += 1;
         }
         let lease = self.store.lease(Role::Read)?;
         let fail = |e: rusqlite::Error| self.fail("select from", &self.table, &e);
-        let mut stmt = lease.prepare_cached(&sql).map_err(fail)?;
-        let mut rows = stmt.query(params_from_iter(args)).map_err(fail)?;
-        let mut events = Vec::new();
-        while let Some(row) = rows.next().map_err(fail)? {
-            let originator_version = row.get::<_, i64>(0).map_err(fail)?;
-            events.push(EventRecord {
-                originator_id,
-                originator_version,
-                topic: self.read_topic(row, 1, originator_id, originator_version)?,
-                state: self.read_state(row, 2, originator_id, originator_version)?,
-            });
+        let mut stmt = lease.prepare_cached(sql).map_err(fail)?;
+        let hex = uuid_hex_digits(originator_id);
+        let hex = std::str::from_utf8(&hex).expect("hex digits are ASCII");
+        stmt.raw_bind_parameter(1, hex).map_err(fail)?;
+        for (i, arg) in args[..n].iter().enumerate() {
+            stmt.raw_bind_parameter(i + 2, arg).map_err(fail)?;
         }
-        Ok(events)
+        let mut rows = stmt.raw_query();
+        let mut found = EventRows::default();
+        let limit = q.limit.unwrap_or(usize::MAX);
+        while found.len() < limit {
+            let Some(row) = rows.next().map_err(fail)? else {
+                break;
+            };
+            let originator_version = row.get::<_, i64>(0).map_err(fail)?;
+            self.push_row(&mut found, row, 1, 0, originator_id, originator_version)?;
+        }
+        Ok(found)
     }
 
     /// Up to `limit` notifications with ids from `start` (ids below 1 read
@@ -479,20 +613,35 @@ impl SqliteRecorder {
         start: i64,
         limit: usize,
     ) -> StoreResult<Vec<NotificationRecord>> {
+        let found = self.select_notification_rows(start, limit)?;
+        let ids: Vec<i64> = found.rows.iter().map(|r| r.id).collect();
+        Ok(ids
+            .into_iter()
+            .zip(found.into_records())
+            .map(|(id, event)| NotificationRecord { id, event })
+            .collect())
+    }
+
+    /// [`Self::select_notifications`], in the layout made for bulk
+    /// conversion.
+    pub fn select_notification_rows(&self, start: i64, limit: usize) -> StoreResult<EventRows> {
         self.require_numbered("select notifications")?;
         let lease = self.store.lease(Role::Read)?;
         let fail = |e: rusqlite::Error| self.fail("select notifications from", &self.table, &e);
         let mut stmt = lease
             .prepare_cached(&self.select_notifications_sql)
             .map_err(fail)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut rows = stmt.query(params![start, limit]).map_err(fail)?;
-        let mut found = Vec::new();
-        while let Some(row) = rows.next().map_err(fail)? {
+        stmt.raw_bind_parameter(1, start).map_err(fail)?;
+        let mut rows = stmt.raw_query();
+        let mut found = EventRows::default();
+        while found.len() < limit {
+            let Some(row) = rows.next().map_err(fail)? else {
+                break;
+            };
             let id = row.get::<_, i64>(0).map_err(fail)?;
             let originator_version = row.get::<_, i64>(2).map_err(fail)?;
             let originator_id = match row.get_ref(1).map_err(fail)? {
-                ValueRef::Text(t) => std::str::from_utf8(t).ok().and_then(parse_uuid_text),
+                ValueRef::Text(t) => parse_uuid_text(t),
                 _ => None,
             }
             .ok_or_else(|| {
@@ -504,17 +653,43 @@ impl SqliteRecorder {
                     ),
                 )
             })?;
-            found.push(NotificationRecord {
-                id,
-                event: EventRecord {
-                    originator_id,
-                    originator_version,
-                    topic: self.read_topic(row, 3, originator_id, originator_version)?,
-                    state: self.read_state(row, 4, originator_id, originator_version)?,
-                },
-            });
+            self.push_row(&mut found, row, 3, id, originator_id, originator_version)?;
         }
         Ok(found)
+    }
+
+    /// Appends the row whose topic and state are at columns `first` and
+    /// `first + 1`.
+    fn push_row(
+        &self,
+        found: &mut EventRows,
+        row: &Row<'_>,
+        first: usize,
+        id: i64,
+        originator_id: u128,
+        originator_version: i64,
+    ) -> StoreResult<()> {
+        let topic = match row.get_ref(first) {
+            Ok(ValueRef::Text(t)) => std::str::from_utf8(t).ok(),
+            _ => None,
+        }
+        .ok_or_else(|| self.bad_column("topic", originator_id, originator_version))?;
+        let topic = found.add_topic(topic);
+        let state = match row.get_ref(first + 1) {
+            Ok(ValueRef::Blob(b)) | Ok(ValueRef::Text(b)) => b,
+            _ => return Err(self.bad_column("state", originator_id, originator_version)),
+        };
+        let state_start = found.states.len();
+        found.states.extend_from_slice(state);
+        found.rows.push(EventRow {
+            id,
+            originator_id,
+            originator_version,
+            topic,
+            state_start,
+            state_end: found.states.len(),
+        });
+        Ok(())
     }
 
     pub fn max_notification_id(&self) -> StoreResult<i64> {
@@ -572,22 +747,32 @@ impl SqliteRecorder {
             ),
         )
     }
+}
 
-    fn read_topic(&self, row: &Row<'_>, i: usize, id: u128, version: i64) -> StoreResult<String> {
-        match row.get_ref(i) {
-            Ok(ValueRef::Text(t)) => {
-                String::from_utf8(t.to_vec()).map_err(|_| self.bad_column("topic", id, version))
-            }
-            _ => Err(self.bad_column("topic", id, version)),
-        }
-    }
+/// Which of `select_events`' statements serves `q`: one per combination of
+/// the optional bounds and the order. The limit is not part of it (see
+/// `select_notifications_sql`).
+fn events_query_shape(q: &EventQuery) -> usize {
+    usize::from(q.gt.is_some()) | usize::from(q.lte.is_some()) << 1 | usize::from(q.desc) << 2
+}
 
-    fn read_state(&self, row: &Row<'_>, i: usize, id: u128, version: i64) -> StoreResult<Vec<u8>> {
-        match row.get_ref(i) {
-            Ok(ValueRef::Blob(b)) | Ok(ValueRef::Text(b)) => Ok(b.to_vec()),
-            _ => Err(self.bad_column("state", id, version)),
-        }
+fn select_events_sql(table: &str, shape: usize) -> String {
+    let mut sql =
+        format!("SELECT originator_version, topic, state FROM {table} WHERE originator_id = ?1");
+    let mut next = 2;
+    if shape & 1 != 0 {
+        sql.push_str(&format!(" AND originator_version > ?{next}"));
+        next += 1;
     }
+    if shape & 2 != 0 {
+        sql.push_str(&format!(" AND originator_version <= ?{next}"));
+    }
+    sql.push_str(if shape & 4 != 0 {
+        " ORDER BY originator_version DESC"
+    } else {
+        " ORDER BY originator_version ASC"
+    });
+    sql
 }
 
 fn is_primary_key_conflict(err: &rusqlite::Error) -> bool {
