@@ -15,7 +15,7 @@ use super::errors::DataError;
 use super::transcoder::JsonCodec;
 use super::uuids::uuid_to_u128;
 use super::values::StoredEvent;
-use crate::core::json;
+use crate::core::json::BuildError;
 
 struct ClassInfo {
     topic: Py<PyString>,
@@ -117,9 +117,10 @@ impl EventMapper {
         let bytes = data.cast::<PyBytes>()?;
         // Only text the Rust parser refuses goes to the Python transcoder
         // (which defers to Python's json); errors from transcodings stand.
-        let decoded = match json::parse(bytes.as_bytes()) {
-            Ok(value) => self.codec.borrow(py).to_python(py, value)?,
-            Err(_) => self
+        let decoded = match self.codec.borrow(py).decode_native(py, bytes.as_bytes()) {
+            Ok(value) => value,
+            Err(BuildError::Build(err)) => return Err(err),
+            Err(BuildError::Syntax(_)) => self
                 .transcoder
                 .bind(py)
                 .call_method1(intern!(py, "decode"), (bytes,))?,

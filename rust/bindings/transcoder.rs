@@ -16,7 +16,7 @@ use pyo3::types::{
 use super::uuids::{u128_to_uuid, uuid_class};
 use crate::core::datetime_iso::{format_iso, parse_iso, DateTimeFields};
 use crate::core::float_repr::python_float_repr;
-use crate::core::json::{self, Value};
+use crate::core::json::{self, BuildError};
 
 /// As deep as Python's json encodes under the default recursion limit
 /// (about a thousand levels); stops runaway structures.
@@ -164,9 +164,11 @@ impl JsonCodec {
     /// side retries those with the `json` module, which also accepts lone
     /// surrogates in strings and deeper nesting.
     pub fn decode<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-        let value =
-            json::parse(data).map_err(|e| PyValueError::new_err(format!("invalid JSON: {e}")))?;
-        self.to_python(py, value)
+        match self.decode_native(py, data) {
+            Ok(v) => Ok(v),
+            Err(BuildError::Syntax(e)) => Err(PyValueError::new_err(format!("invalid JSON: {e}"))),
+            Err(BuildError::Build(e)) => Err(e),
+        }
     }
 }
 
@@ -312,127 +314,145 @@ impl JsonCodec {
         Ok(())
     }
 
-    pub(crate) fn to_python<'py>(
+    /// Decodes JSON bytes straight into Python objects, telling text the
+    /// parser refuses apart from errors raised while building.
+    pub fn decode_native<'py>(
         &self,
         py: Python<'py>,
-        value: Value,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Ok(match value {
-            Value::Null => py.None().into_bound(py),
-            Value::Bool(b) => PyBool::new(py, b).to_owned().into_any(),
-            Value::Int(i) => i.into_pyobject(py)?.into_any(),
-            Value::BigInt(digits) => py.get_type::<PyInt>().call1((digits,))?,
-            Value::Float(f) => PyFloat::new(py, f).into_any(),
-            Value::Str(s) => PyString::new(py, &s).into_any(),
-            Value::Array(items) => {
-                let list = PyList::empty(py);
-                for item in items {
-                    list.append(self.to_python(py, item)?)?;
-                }
-                list.into_any()
-            }
-            Value::Object(members) => {
-                // As json's object_hook sees it: after duplicate keys
-                // collapse, exactly the keys "_type_" and "_data_".
-                let is_transcoded = members.iter().any(|(k, _)| k == "_type_")
-                    && members.iter().any(|(k, _)| k == "_data_")
-                    && members.iter().all(|(k, _)| k == "_type_" || k == "_data_");
-                if is_transcoded {
-                    return self.decode_transcoded(py, members);
-                }
-                let dict = PyDict::new(py);
-                for (k, v) in members {
-                    dict.set_item(k, self.to_python(py, v)?)?;
-                }
-                dict.into_any()
-            }
-        })
+        data: &[u8],
+    ) -> Result<Bound<'py, PyAny>, BuildError<PyErr>> {
+        json::parse_with(data, &mut PyBuilder { codec: self, py })
     }
 
     fn decode_transcoded<'py>(
         &self,
         py: Python<'py>,
-        members: Vec<(String, Value)>,
+        type_name: Bound<'py, PyAny>,
+        data: Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut type_name = None;
-        let mut data = None;
-        for (k, v) in members {
-            let slot = if k == "_type_" {
-                &mut type_name
-            } else {
-                &mut data
-            };
-            if let Some(earlier) = slot.replace(v) {
-                // A duplicate key: json decodes the value it discards.
-                self.to_python(py, earlier)?;
-            }
-        }
-        let (Some(type_name), Some(data)) = (type_name, data) else {
-            unreachable!("checked by the caller")
+        let Ok(name) = type_name.cast::<PyString>() else {
+            return Err(PyTypeError::new_err(format!(
+                "Data serialized with name {} is not deserializable. Please register \
+                 a custom transcoding for this type.",
+                type_name.repr()?
+            )));
         };
-        let name = match type_name {
-            Value::Str(s) => s,
-            other => {
-                return Err(PyTypeError::new_err(format!(
-                    "Data serialized with name {} is not deserializable. Please register \
-                     a custom transcoding for this type.",
-                    self.to_python(py, other)?.repr()?
-                )))
-            }
-        };
-        let Some(entry) = self.by_name.get(&name) else {
-            // Python's json decodes inner objects first, so an unknown
-            // name inside the data is the error reported.
-            self.to_python(py, data)?;
+        let name = name.to_str()?;
+        let Some(entry) = self.by_name.get(name) else {
             return Err(PyTypeError::new_err(format!(
                 "Data serialized with name '{name}' is not deserializable. Please register \
                  a custom transcoding for this type."
             )));
         };
-        match (&entry.codec, data) {
-            (Codec::Native(Native::Uuid), Value::Str(hex))
-                if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
-            {
-                u128_to_uuid(py, u128::from_str_radix(&hex, 16).expect("checked hex"))
+        let text = data.cast::<PyString>().ok().and_then(|s| s.to_str().ok());
+        match &entry.codec {
+            Codec::Native(Native::Uuid) => match text {
+                Some(hex) if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    u128_to_uuid(py, u128::from_str_radix(hex, 16).expect("checked hex"))
+                }
+                _ => uuid_class(py)?.call1((data,)),
+            },
+            Codec::Native(Native::Decimal) => {
+                DECIMAL_CLS.import(py, "decimal", "Decimal")?.call1((data,))
             }
-            (Codec::Native(Native::Uuid), data) => {
-                uuid_class(py)?.call1((self.to_python(py, data)?,))
-            }
-            (Codec::Native(Native::Decimal), data) => DECIMAL_CLS
-                .import(py, "decimal", "Decimal")?
-                .call1((self.to_python(py, data)?,)),
-            (Codec::Native(Native::Datetime), Value::Str(text))
-                if parse_iso(&text).is_some_and(|f| f.offset_micros.is_none_or(|o| o == 0)) =>
-            {
-                let f = parse_iso(&text).expect("checked");
-                let utc;
-                let tz = match f.offset_micros {
-                    Some(_) => {
-                        utc = PyTzInfo::utc(py)?.to_owned();
-                        Some(&utc)
+            Codec::Native(Native::Datetime) => {
+                match text
+                    .and_then(parse_iso)
+                    .filter(|f| f.offset_micros.is_none_or(|o| o == 0))
+                {
+                    Some(f) => {
+                        let utc;
+                        let tz = match f.offset_micros {
+                            Some(_) => {
+                                utc = PyTzInfo::utc(py)?.to_owned();
+                                Some(&utc)
+                            }
+                            None => None,
+                        };
+                        Ok(PyDateTime::new(
+                            py,
+                            f.year,
+                            f.month,
+                            f.day,
+                            f.hour,
+                            f.minute,
+                            f.second,
+                            f.microsecond,
+                            tz,
+                        )?
+                        .into_any())
                     }
-                    None => None,
-                };
-                Ok(PyDateTime::new(
-                    py,
-                    f.year,
-                    f.month,
-                    f.day,
-                    f.hour,
-                    f.minute,
-                    f.second,
-                    f.microsecond,
-                    tz,
-                )?
-                .into_any())
+                    None => DATETIME_CLS
+                        .import(py, "datetime", "datetime")?
+                        .call_method1(intern!(py, "fromisoformat"), (data,)),
+                }
             }
-            (Codec::Native(Native::Datetime), data) => DATETIME_CLS
-                .import(py, "datetime", "datetime")?
-                .call_method1(intern!(py, "fromisoformat"), (self.to_python(py, data)?,)),
-            (Codec::Custom(t), data) => t
-                .bind(py)
-                .call_method1(intern!(py, "decode"), (self.to_python(py, data)?,)),
+            Codec::Custom(t) => t.bind(py).call_method1(intern!(py, "decode"), (data,)),
         }
+    }
+}
+
+/// Builds Python objects as the parser reads, bottom-up, so transcoded
+/// objects are decoded innermost first, as Python's json `object_hook` is.
+struct PyBuilder<'a, 'py> {
+    codec: &'a JsonCodec,
+    py: Python<'py>,
+}
+
+impl<'py> json::Builder for PyBuilder<'_, 'py> {
+    type Value = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn null(&mut self) -> PyResult<Self::Value> {
+        Ok(self.py.None().into_bound(self.py))
+    }
+    fn boolean(&mut self, value: bool) -> PyResult<Self::Value> {
+        Ok(PyBool::new(self.py, value).to_owned().into_any())
+    }
+    fn int(&mut self, value: i64) -> PyResult<Self::Value> {
+        Ok(value.into_pyobject(self.py)?.into_any())
+    }
+    fn big_int(&mut self, digits: &str) -> PyResult<Self::Value> {
+        self.py.get_type::<PyInt>().call1((digits,))
+    }
+    fn float(&mut self, value: f64) -> PyResult<Self::Value> {
+        Ok(PyFloat::new(self.py, value).into_any())
+    }
+    fn string(&mut self, value: &str) -> PyResult<Self::Value> {
+        Ok(PyString::new(self.py, value).into_any())
+    }
+    fn key(&mut self, value: &str) -> PyResult<Self::Value> {
+        Ok(PyString::new(self.py, value).into_any())
+    }
+    fn array(&mut self, items: Vec<Self::Value>) -> PyResult<Self::Value> {
+        Ok(PyList::new(self.py, items)?.into_any())
+    }
+    fn object(&mut self, members: Vec<(Self::Value, Self::Value)>) -> PyResult<Self::Value> {
+        // As json's object_hook sees it: after duplicate keys collapse,
+        // exactly the keys "_type_" and "_data_" (the last value of each).
+        if members.len() >= 2 {
+            let mut type_name = None;
+            let mut data = None;
+            let mut only_those = true;
+            for (k, v) in &members {
+                match k.cast::<PyString>().ok().and_then(|s| s.to_str().ok()) {
+                    Some("_type_") => type_name = Some(v),
+                    Some("_data_") => data = Some(v),
+                    _ => {
+                        only_those = false;
+                        break;
+                    }
+                }
+            }
+            if let (true, Some(t), Some(d)) = (only_those, type_name, data) {
+                return self.codec.decode_transcoded(self.py, t.clone(), d.clone());
+            }
+        }
+        let dict = PyDict::new(self.py);
+        for (k, v) in members {
+            dict.set_item(k, v)?;
+        }
+        Ok(dict.into_any())
     }
 }
 

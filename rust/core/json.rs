@@ -61,20 +61,110 @@ fn write_u_escape(out: &mut Vec<u8>, unit: u16) {
     }
 }
 
-/// Parses a whole document.
+/// Receives a document's values bottom-up (a container after its items),
+/// as Python's json hands objects to an `object_hook`.
+pub trait Builder {
+    type Value;
+    type Error;
+    fn null(&mut self) -> Result<Self::Value, Self::Error>;
+    fn boolean(&mut self, value: bool) -> Result<Self::Value, Self::Error>;
+    fn int(&mut self, value: i64) -> Result<Self::Value, Self::Error>;
+    /// An integer beyond `i64`, as its digits.
+    fn big_int(&mut self, digits: &str) -> Result<Self::Value, Self::Error>;
+    fn float(&mut self, value: f64) -> Result<Self::Value, Self::Error>;
+    fn string(&mut self, value: &str) -> Result<Self::Value, Self::Error>;
+    /// An object's key (keys are strings).
+    fn key(&mut self, value: &str) -> Result<Self::Value, Self::Error>;
+    fn array(&mut self, items: Vec<Self::Value>) -> Result<Self::Value, Self::Error>;
+    fn object(
+        &mut self,
+        members: Vec<(Self::Value, Self::Value)>,
+    ) -> Result<Self::Value, Self::Error>;
+}
+
+/// Why a document was not built: bad text, or the builder refused.
+#[derive(Debug)]
+pub enum BuildError<E> {
+    Syntax(ParseError),
+    Build(E),
+}
+
+impl<E> From<ParseError> for BuildError<E> {
+    fn from(e: ParseError) -> Self {
+        BuildError::Syntax(e)
+    }
+}
+
+/// Parses a whole document into a [`Value`].
 pub fn parse(text: &[u8]) -> Result<Value, ParseError> {
+    match parse_with(text, &mut ValueBuilder) {
+        Ok(v) => Ok(v),
+        Err(BuildError::Syntax(e)) => Err(e),
+        Err(BuildError::Build(never)) => match never {},
+    }
+}
+
+/// Parses a whole document, handing its values to `builder`.
+pub fn parse_with<B: Builder>(
+    text: &[u8],
+    builder: &mut B,
+) -> Result<B::Value, BuildError<B::Error>> {
     let mut p = Parser {
         text,
         pos: 0,
         depth: 0,
+        scratch: String::new(),
     };
     p.skip_ws();
-    let v = p.value()?;
+    let v = p.value(builder)?;
     p.skip_ws();
     if p.pos != text.len() {
-        return Err(p.error("extra data"));
+        return Err(p.error("extra data").into());
     }
     Ok(v)
+}
+
+/// Builds [`Value`] trees.
+pub struct ValueBuilder;
+
+impl Builder for ValueBuilder {
+    type Value = Value;
+    type Error = std::convert::Infallible;
+    fn null(&mut self) -> Result<Value, Self::Error> {
+        Ok(Value::Null)
+    }
+    fn boolean(&mut self, value: bool) -> Result<Value, Self::Error> {
+        Ok(Value::Bool(value))
+    }
+    fn int(&mut self, value: i64) -> Result<Value, Self::Error> {
+        Ok(Value::Int(value))
+    }
+    fn big_int(&mut self, digits: &str) -> Result<Value, Self::Error> {
+        Ok(Value::BigInt(digits.to_string()))
+    }
+    fn float(&mut self, value: f64) -> Result<Value, Self::Error> {
+        Ok(Value::Float(value))
+    }
+    fn string(&mut self, value: &str) -> Result<Value, Self::Error> {
+        Ok(Value::Str(value.to_string()))
+    }
+    fn key(&mut self, value: &str) -> Result<Value, Self::Error> {
+        Ok(Value::Str(value.to_string()))
+    }
+    fn array(&mut self, items: Vec<Value>) -> Result<Value, Self::Error> {
+        Ok(Value::Array(items))
+    }
+    fn object(&mut self, members: Vec<(Value, Value)>) -> Result<Value, Self::Error> {
+        Ok(Value::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| match k {
+                    Value::Str(k) => (k, v),
+                    _ => unreachable!("keys are built by key()"),
+                })
+                .collect(),
+        ))
+    }
 }
 
 /// Deep enough for any real event, shallow enough not to exhaust the stack.
@@ -84,6 +174,15 @@ struct Parser<'a> {
     text: &'a [u8],
     pos: usize,
     depth: usize,
+    /// Holds a string with escapes while it is unescaped.
+    scratch: String,
+}
+
+/// Where a parsed string's text is: in the document, or unescaped in the
+/// parser's scratch buffer.
+enum Text {
+    Borrowed(usize, usize),
+    Scratch,
 }
 
 impl Parser<'_> {
@@ -109,29 +208,41 @@ impl Parser<'_> {
         }
     }
 
-    fn value(&mut self) -> Result<Value, ParseError> {
-        match self.text.get(self.pos) {
-            None => Err(self.error("unexpected end of data")),
-            Some(b'{') => self.object(),
-            Some(b'[') => self.array(),
-            Some(b'"') => Ok(Value::Str(self.string()?)),
-            Some(b'-' | b'0'..=b'9') => self.number(),
+    fn text_of(&self, t: &Text) -> &str {
+        match *t {
+            // Checked as UTF-8 when scanned.
+            Text::Borrowed(a, b) => std::str::from_utf8(&self.text[a..b]).expect("checked"),
+            Text::Scratch => &self.scratch,
+        }
+    }
+
+    fn value<B: Builder>(&mut self, b: &mut B) -> Result<B::Value, BuildError<B::Error>> {
+        let built = match self.text.get(self.pos) {
+            None => return Err(self.error("unexpected end of data").into()),
+            Some(b'{') => return self.object(b),
+            Some(b'[') => return self.array(b),
+            Some(b'"') => {
+                let t = self.string()?;
+                b.string(self.text_of(&t))
+            }
+            Some(b'-' | b'0'..=b'9') => return self.number(b),
             Some(_) => {
                 if self.eat(b"null") {
-                    Ok(Value::Null)
+                    b.null()
                 } else if self.eat(b"true") {
-                    Ok(Value::Bool(true))
+                    b.boolean(true)
                 } else if self.eat(b"false") {
-                    Ok(Value::Bool(false))
+                    b.boolean(false)
                 } else if self.eat(b"NaN") {
-                    Ok(Value::Float(f64::NAN))
+                    b.float(f64::NAN)
                 } else if self.eat(b"Infinity") {
-                    Ok(Value::Float(f64::INFINITY))
+                    b.float(f64::INFINITY)
                 } else {
-                    Err(self.error("expecting value"))
+                    return Err(self.error("expecting value").into());
                 }
             }
-        }
+        };
+        built.map_err(BuildError::Build)
     }
 
     fn enter(&mut self) -> Result<(), ParseError> {
@@ -142,27 +253,30 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn object(&mut self) -> Result<Value, ParseError> {
+    fn object<B: Builder>(&mut self, b: &mut B) -> Result<B::Value, BuildError<B::Error>> {
         self.enter()?;
         self.pos += 1;
         let mut members = Vec::new();
         self.skip_ws();
         if self.eat(b"}") {
             self.depth -= 1;
-            return Ok(Value::Object(members));
+            return b.object(members).map_err(BuildError::Build);
         }
         loop {
             self.skip_ws();
             if self.text.get(self.pos) != Some(&b'"') {
-                return Err(self.error("expecting property name enclosed in double quotes"));
+                return Err(self
+                    .error("expecting property name enclosed in double quotes")
+                    .into());
             }
-            let key = self.string()?;
+            let t = self.string()?;
+            let key = b.key(self.text_of(&t)).map_err(BuildError::Build)?;
             self.skip_ws();
             if !self.eat(b":") {
-                return Err(self.error("expecting ':' delimiter"));
+                return Err(self.error("expecting ':' delimiter").into());
             }
             self.skip_ws();
-            let v = self.value()?;
+            let v = self.value(b)?;
             members.push((key, v));
             self.skip_ws();
             if self.eat(b",") {
@@ -170,48 +284,46 @@ impl Parser<'_> {
             }
             if self.eat(b"}") {
                 self.depth -= 1;
-                return Ok(Value::Object(members));
+                return b.object(members).map_err(BuildError::Build);
             }
-            return Err(self.error("expecting ',' delimiter"));
+            return Err(self.error("expecting ',' delimiter").into());
         }
     }
 
-    fn array(&mut self) -> Result<Value, ParseError> {
+    fn array<B: Builder>(&mut self, b: &mut B) -> Result<B::Value, BuildError<B::Error>> {
         self.enter()?;
         self.pos += 1;
         let mut items = Vec::new();
         self.skip_ws();
         if self.eat(b"]") {
             self.depth -= 1;
-            return Ok(Value::Array(items));
+            return b.array(items).map_err(BuildError::Build);
         }
         loop {
             self.skip_ws();
-            items.push(self.value()?);
+            items.push(self.value(b)?);
             self.skip_ws();
             if self.eat(b",") {
                 continue;
             }
             if self.eat(b"]") {
                 self.depth -= 1;
-                return Ok(Value::Array(items));
+                return b.array(items).map_err(BuildError::Build);
             }
-            return Err(self.error("expecting ',' delimiter"));
+            return Err(self.error("expecting ',' delimiter").into());
         }
     }
 
-    fn number(&mut self) -> Result<Value, ParseError> {
+    fn number<B: Builder>(&mut self, b: &mut B) -> Result<B::Value, BuildError<B::Error>> {
         let start = self.pos;
         if self.eat(b"-") && self.eat(b"Infinity") {
-            return Ok(Value::Float(f64::NEG_INFINITY));
+            return b.float(f64::NEG_INFINITY).map_err(BuildError::Build);
         }
-        let digits_start = self.pos;
         match self.text.get(self.pos) {
             Some(b'0') => self.pos += 1,
             Some(b'1'..=b'9') => self.skip_digits(),
-            _ => return Err(self.error("expecting value")),
+            _ => return Err(self.error("expecting value").into()),
         }
-        let int_end = self.pos;
         let mut is_float = false;
         if self.text.get(self.pos) == Some(&b'.')
             && matches!(self.text.get(self.pos + 1), Some(b'0'..=b'9'))
@@ -233,19 +345,19 @@ impl Parser<'_> {
                 self.pos = save;
             }
         }
-        let _ = (digits_start, int_end);
         let literal = std::str::from_utf8(&self.text[start..self.pos]).expect("ascii digits");
-        if is_float {
-            literal
-                .parse::<f64>()
-                .map(Value::Float)
-                .map_err(|_| self.error("invalid number"))
+        let built = if is_float {
+            match literal.parse::<f64>() {
+                Ok(f) => b.float(f),
+                Err(_) => return Err(self.error("invalid number").into()),
+            }
         } else {
-            Ok(literal
-                .parse::<i64>()
-                .map(Value::Int)
-                .unwrap_or_else(|_| Value::BigInt(literal.to_string())))
-        }
+            match literal.parse::<i64>() {
+                Ok(i) => b.int(i),
+                Err(_) => b.big_int(literal),
+            }
+        };
+        built.map_err(BuildError::Build)
     }
 
     fn skip_digits(&mut self) {
@@ -254,9 +366,12 @@ impl Parser<'_> {
         }
     }
 
-    fn string(&mut self) -> Result<String, ParseError> {
+    /// Scans a string; its text is borrowed from the document unless it
+    /// has escapes, in which case it is unescaped into `scratch`.
+    fn string(&mut self) -> Result<Text, ParseError> {
         self.pos += 1;
-        let mut out = String::new();
+        let first = self.pos;
+        let mut escaped = false;
         loop {
             let run_start = self.pos;
             while let Some(&b) = self.text.get(self.pos) {
@@ -267,36 +382,49 @@ impl Parser<'_> {
             }
             let run = std::str::from_utf8(&self.text[run_start..self.pos])
                 .map_err(|_| self.error("invalid UTF-8 in string"))?;
-            out.push_str(run);
+            if escaped {
+                self.scratch.push_str(run);
+            }
             match self.text.get(self.pos) {
                 None => return Err(self.error("unterminated string")),
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(out);
+                    return Ok(if escaped {
+                        Text::Scratch
+                    } else {
+                        Text::Borrowed(first, self.pos - 1)
+                    });
                 }
                 Some(b'\\') => {
+                    if !escaped {
+                        escaped = true;
+                        self.scratch.clear();
+                        let before = std::str::from_utf8(&self.text[first..self.pos])
+                            .expect("checked above");
+                        self.scratch.push_str(before);
+                    }
                     self.pos += 1;
-                    self.escape(&mut out)?;
+                    self.escape()?;
                 }
                 Some(_) => return Err(self.error("invalid control character in string")),
             }
         }
     }
 
-    fn escape(&mut self, out: &mut String) -> Result<(), ParseError> {
+    fn escape(&mut self) -> Result<(), ParseError> {
         let Some(&c) = self.text.get(self.pos) else {
             return Err(self.error("unterminated string"));
         };
         self.pos += 1;
-        match c {
-            b'"' => out.push('"'),
-            b'\\' => out.push('\\'),
-            b'/' => out.push('/'),
-            b'b' => out.push('\u{08}'),
-            b'f' => out.push('\u{0c}'),
-            b'n' => out.push('\n'),
-            b'r' => out.push('\r'),
-            b't' => out.push('\t'),
+        let ch = match c {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{08}',
+            b'f' => '\u{0c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
             b'u' => {
                 let unit = self.hex4()?;
                 let code = if (0xD800..0xDC00).contains(&unit) && self.eat(b"\\u") {
@@ -309,12 +437,13 @@ impl Parser<'_> {
                     unit
                 };
                 match char::from_u32(code) {
-                    Some(ch) => out.push(ch),
+                    Some(ch) => ch,
                     None => return Err(self.error("unpaired surrogate")),
                 }
             }
             _ => return Err(self.error("invalid \\escape")),
-        }
+        };
+        self.scratch.push(ch);
         Ok(())
     }
 
