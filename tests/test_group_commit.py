@@ -123,7 +123,9 @@ def test_a_conflicting_batch_is_retried_one_by_one_and_names_the_culprit() -> No
     marking.save(Marker(n=12))
     with pytest.raises(IntegrityError) as info:
         marking.pull_and_process("Clock")
-    assert any("notification 13 from Clock" in n for n in info.value.__notes__)
+    notes = [n for n in info.value.__notes__ if "from Clock" in n]
+    assert len(notes) == 1 and "notification 13 from Clock" in notes[0]
+    assert marking.processing == ("Clock", 13)
     # The batch failed whole, then the retry recorded ticks 0..11 one by one.
     assert marking.recorder.max_tracking_id("Clock") == 12
     assert marking.recorder.max_notification_id() == 13

@@ -152,17 +152,25 @@ class Follower(Application):
         start = self._next_position(name)
         pending = self._pending_events()
         notification: Optional[Notification] = None
+        self.processing = None
+        # Looked up once: this loop runs once per notification.
+        to_domain_event = mapper.to_domain_event
+        policy = self.policy
+        add = pending.add
         try:
             for notification in reader.select(start=start):
-                self.processing = (name, notification.id)
-                domain_event = mapper.to_domain_event(notification)
                 process_event = ProcessEvent(Tracking(name, notification.id))
-                self.policy(domain_event, process_event)
-                pending.add(process_event.events, process_event.tracking)
+                policy(to_domain_event(notification), process_event)
+                add(process_event.events, process_event.tracking)
                 if pending.notifications >= batch_size:
                     self._record_pending(name, pending)
         except Exception as error:
-            self._note_failure(error, name, notification, start)
+            # A batch retried one notification at a time has already said
+            # which notification failed; otherwise it is this one.
+            if self.processing is None:
+                if notification is not None:
+                    self.processing = (name, notification.id)
+                self._note_failure(error, name, notification, start)
             # What was processed before the failure stands on its own.
             self._record_pending(name, pending)
             raise
