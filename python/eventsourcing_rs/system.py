@@ -26,7 +26,7 @@ from typing import (
 )
 
 from eventsourcing_rs import _core
-from eventsourcing_rs.application import Application, NotificationLog
+from eventsourcing_rs.application import Application, LocalNotificationLog, NotificationLog
 from eventsourcing_rs.domain import Aggregate, AggregateEvent
 from eventsourcing_rs.group_commit import PendingAwareEventStore, PendingEvents
 from eventsourcing_rs.persistence import (
@@ -150,6 +150,7 @@ class Follower(Application):
     def _pull_in_batches(self, name: str, batch_size: int) -> None:
         reader, mapper = self.readers[name]
         start = self._next_position(name)
+        notifications = _local_pages(reader, start, batch_size) or reader.select(start=start)
         pending = self._pending_events()
         notification: Optional[Notification] = None
         self.processing = None
@@ -158,7 +159,7 @@ class Follower(Application):
         policy = self.policy
         add = pending.add
         try:
-            for notification in reader.select(start=start):
+            for notification in notifications:
                 process_event = ProcessEvent(Tracking(name, notification.id))
                 policy(to_domain_event(notification), process_event)
                 add(process_event.events, process_event.tracking)
@@ -258,6 +259,29 @@ class Follower(Application):
             self.tracking_book.forget(name)
             raise
         self.tracking_book.advance(name, tracking.notification_id)
+
+
+class _RecorderPages:
+    """Pages of a recorder's notifications, in the shape of a log's
+    ``select`` (the Rust reader calls ``select(start, limit)``)."""
+
+    def __init__(self, recorder: Any):
+        self.select = recorder.select_notifications
+
+
+def _local_pages(
+    reader: NotificationLogReader, start: int, page_size: int
+) -> Optional[Iterator[Notification]]:
+    """Reads a leader in this process straight from its recorder, a batch
+    per page, when its log is the stock local one (whose ``select`` would
+    only cap the page at its section size); None for any other log."""
+    log = reader.notification_log
+    if type(log) is not LocalNotificationLog:
+        return None
+    return cast(
+        Iterator[Notification],
+        _core.SelectReader(_RecorderPages(log.recorder), start, max(page_size, 1)),
+    )
 
 
 class Promptable(ABC):
