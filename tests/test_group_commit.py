@@ -129,3 +129,29 @@ def test_a_conflicting_batch_is_retried_one_by_one_and_names_the_culprit() -> No
     # The batch failed whole, then the retry recorded ticks 0..11 one by one.
     assert marking.recorder.max_tracking_id("Clock") == 12
     assert marking.recorder.max_notification_id() == 13
+
+
+def test_a_follower_reads_a_users_own_log_through_it() -> None:
+    from eventsourcing_rs.application import LocalNotificationLog, NotificationLog, Section
+    from eventsourcing_rs.persistence import Notification
+
+    clock = Clock()
+    clock.tick(25)
+    calls: List[int] = []
+
+    class CountingLog(NotificationLog):
+        def __init__(self, inner: LocalNotificationLog) -> None:
+            self.inner = inner
+
+        def __getitem__(self, section_id: str) -> Section:
+            return self.inner[section_id]
+
+        def select(self, start: int, limit: int) -> List[Notification]:
+            calls.append(start)
+            return self.inner.select(start, limit)
+
+    marking = Marking()
+    marking.follow("Clock", CountingLog(clock.log))
+    marking.pull_and_process("Clock")
+    assert calls == [1, 11, 21]
+    assert marking.recorder.max_tracking_id("Clock") == 25
