@@ -210,8 +210,9 @@ impl Parser<'_> {
 
     fn text_of(&self, t: &Text) -> &str {
         match *t {
-            // Checked as UTF-8 when scanned.
-            Text::Borrowed(a, b) => std::str::from_utf8(&self.text[a..b]).expect("checked"),
+            // SAFETY: `string()` checked these bytes as UTF-8 when it
+            // scanned them, and returns Borrowed only for such a span.
+            Text::Borrowed(a, b) => unsafe { std::str::from_utf8_unchecked(&self.text[a..b]) },
             Text::Scratch => &self.scratch,
         }
     }
@@ -374,12 +375,11 @@ impl Parser<'_> {
         let mut escaped = false;
         loop {
             let run_start = self.pos;
-            while let Some(&b) = self.text.get(self.pos) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
+            let rest = &self.text[run_start..];
+            self.pos += rest
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(rest.len());
             let run = std::str::from_utf8(&self.text[run_start..self.pos])
                 .map_err(|_| self.error("invalid UTF-8 in string"))?;
             if escaped {
