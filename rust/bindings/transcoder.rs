@@ -419,10 +419,10 @@ impl<'py> json::Builder for PyBuilder<'_, 'py> {
         Ok(PyFloat::new(self.py, value).into_any())
     }
     fn string(&mut self, value: &str) -> PyResult<Self::Value> {
-        Ok(PyString::new(self.py, value).into_any())
+        new_str(self.py, value)
     }
     fn key(&mut self, value: &str) -> PyResult<Self::Value> {
-        Ok(PyString::new(self.py, value).into_any())
+        new_str(self.py, value)
     }
     fn array(&mut self, items: Vec<Self::Value>) -> PyResult<Self::Value> {
         Ok(PyList::new(self.py, items)?.into_any())
@@ -453,6 +453,25 @@ impl<'py> json::Builder for PyBuilder<'_, 'py> {
             dict.set_item(k, v)?;
         }
         Ok(dict.into_any())
+    }
+}
+
+/// A Python str from Rust text. Most text in events is ASCII: that is
+/// copied straight into a new compact ASCII string, skipping the UTF-8
+/// decoder; anything else goes through it.
+fn new_str<'py>(py: Python<'py>, value: &str) -> PyResult<Bound<'py, PyAny>> {
+    if !value.is_ascii() {
+        return Ok(PyString::new(py, value).into_any());
+    }
+    // SAFETY: PyUnicode_New(n, 127) makes a compact ASCII string with room
+    // for n one-byte characters (and its terminator), which PyUnicode_DATA
+    // points at; the bytes copied in are all ASCII.
+    unsafe {
+        let obj = pyo3::ffi::PyUnicode_New(value.len() as pyo3::ffi::Py_ssize_t, 127);
+        let obj = Bound::from_owned_ptr_or_err(py, obj)?;
+        let data = pyo3::ffi::PyUnicode_DATA(obj.as_ptr()) as *mut u8;
+        std::ptr::copy_nonoverlapping(value.as_ptr(), data, value.len());
+        Ok(obj)
     }
 }
 
