@@ -3,53 +3,36 @@
 //! One `getrandom` call per UUID costs more than the rest of making it. A
 //! block is drawn at a time instead, and handed out 16 bytes at a time.
 //! After a fork, the child must never hand out bytes its parent also
-//! holds (that would give both processes the same ids), so every fork
-//! bumps a generation counter, from a `pthread_atfork` child handler that
-//! runs for any fork of the process, and a block from an older generation
-//! is thrown away.
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Once;
+//! holds (that would give both processes the same ids), so a block drawn
+//! in another process epoch (see `process_epoch`) is thrown away.
 
 use parking_lot::Mutex;
 
+use super::process_epoch::process_epoch;
+
 const BLOCK: usize = 4096;
-
-static GENERATION: AtomicU64 = AtomicU64::new(0);
-static REGISTER: Once = Once::new();
-
-extern "C" fn after_fork_in_child() {
-    // Only an atomic store: safe in a freshly forked child.
-    GENERATION.fetch_add(1, Ordering::SeqCst);
-}
 
 struct Pool {
     bytes: [u8; BLOCK],
     next: usize,
-    generation: u64,
+    epoch: u64,
 }
 
 static POOL: Mutex<Pool> = Mutex::new(Pool {
     bytes: [0; BLOCK],
     next: BLOCK,
-    generation: 0,
+    epoch: 0,
 });
 
 /// Sixteen random bytes never handed out before in this process or any
 /// process it was forked from or forked into.
 pub fn random_u128() -> Result<u128, getrandom::Error> {
-    REGISTER.call_once(|| {
-        // SAFETY: registers a handler that only touches an atomic.
-        unsafe {
-            libc::pthread_atfork(None, None, Some(after_fork_in_child));
-        }
-    });
+    let epoch = process_epoch();
     let mut pool = POOL.lock();
-    let generation = GENERATION.load(Ordering::SeqCst);
-    if pool.generation != generation || pool.next + 16 > BLOCK {
+    if pool.epoch != epoch || pool.next + 16 > BLOCK {
         getrandom::fill(&mut pool.bytes)?;
         pool.next = 0;
-        pool.generation = generation;
+        pool.epoch = epoch;
     }
     let start = pool.next;
     let mut value = [0u8; 16];
@@ -74,11 +57,11 @@ mod tests {
     }
 
     #[test]
-    fn a_new_generation_discards_the_block() {
+    fn a_new_epoch_discards_the_block() {
         let _ = random_u128().unwrap();
-        after_fork_in_child();
+        crate::core::process_epoch::pretend_forked();
         let _ = random_u128().unwrap();
         let pool = POOL.lock();
-        assert_eq!(pool.generation, GENERATION.load(Ordering::SeqCst));
+        assert_eq!(pool.epoch, process_epoch());
     }
 }

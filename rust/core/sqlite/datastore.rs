@@ -26,14 +26,15 @@
 //! closing them, and opens its own.
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, OpenFlags};
 
 use super::error::{ErrorKind, StoreError, StoreResult};
+use crate::core::process_epoch::process_epoch;
 
 /// Seconds to wait for a lock when no timeout is configured (as the
 /// reference library does).
@@ -78,41 +79,6 @@ pub const SYNCHRONOUS: &str = "FULL";
 /// the writer, 16 or 64 MiB, made no measurable difference and only
 /// raised the resident memory.)
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
-
-/// Forks this process has come out of, counted by a `pthread_atfork`
-/// handler in each child.
-static FORKS: AtomicU64 = AtomicU64::new(0);
-
-extern "C" fn count_fork_in_child() {
-    // Async-signal-safe, as a handler run in a forked child must be.
-    FORKS.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Which process this is, as seen by the datastore: a value that changes
-/// in a forked child. Counting forks costs nothing per lease, where asking
-/// for the process id is a system call, and with two or more per lease
-/// that was a large part of a short read. Where no handler can be
-/// registered, the process id serves.
-fn process_epoch() -> u64 {
-    static COUNTING: OnceLock<bool> = OnceLock::new();
-    let counting = *COUNTING.get_or_init(|| {
-        #[cfg(unix)]
-        {
-            // SAFETY: registers a handler that only touches an atomic.
-            unsafe { libc::pthread_atfork(None, None, Some(count_fork_in_child)) == 0 }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = count_fork_in_child;
-            true
-        }
-    });
-    if counting {
-        FORKS.load(Ordering::Relaxed)
-    } else {
-        u64::from(std::process::id())
-    }
-}
 
 /// What a lease is for; decides which connection it gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
