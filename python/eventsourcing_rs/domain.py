@@ -33,9 +33,10 @@ from typing import (
     Union,
     cast,
 )
-from uuid import RFC_4122, UUID, SafeUUID, uuid4
+from uuid import RFC_4122, UUID, uuid4
 from weakref import WeakKeyDictionary, WeakSet
 
+from eventsourcing_rs._core import uuid4 as native_uuid4
 from eventsourcing_rs.utils import _objs_cache, get_method_name, get_topic, resolve_topic
 
 # Time zone of event timestamps: the tzinfo object named by the topic in the
@@ -49,35 +50,14 @@ def _uuid4_factory() -> Callable[[], UUID]:
     """Return a function that makes random (version 4) UUIDs.
 
     Every new aggregate needs one, and most of the cost of
-    :func:`uuid.uuid4` is the argument checking in ``UUID.__init__``. Where
-    the ``UUID`` layout is the known one, the value is set directly, from
-    the same source of randomness; otherwise :func:`uuid.uuid4` is used.
+    :func:`uuid.uuid4` is the argument checking in ``UUID.__init__``. The
+    Rust core makes them from pooled OS randomness, setting the ``UUID``'s
+    slots directly; where the ``UUID`` layout is not the known one, or a
+    sample does not behave as :func:`uuid.uuid4`'s would, that is used.
     """
     if getattr(UUID, "__slots__", None) != ("int", "is_safe", "__weakref__"):
         return uuid4
-    try:
-        # The native core draws from the same OS source, in one call.
-        from eventsourcing_rs._core import uuid4 as native_uuid4
-    except ImportError:  # pragma: no cover - the package always ships it
-        pass
-    else:
-        return native_uuid4
-    new_object = object.__new__
-    set_slot = object.__setattr__
-    from_bytes = int.from_bytes
-    urandom = os.urandom
-    unknown = SafeUUID.unknown
-    # Clear the version and variant bits, then set version 4, variant RFC 4122.
-    keep = ~((0xF000 << 64) | (0xC000 << 48))
-    mark = (0x4000 << 64) | (0x8000 << 48)
-
-    def new_uuid4() -> UUID:
-        value = new_object(UUID)
-        set_slot(value, "int", (from_bytes(urandom(16), "big") & keep) | mark)
-        set_slot(value, "is_safe", unknown)
-        return value
-
-    sample = new_uuid4()
+    sample = native_uuid4()
     if (
         sample.version != 4
         or sample.variant != RFC_4122
@@ -85,7 +65,7 @@ def _uuid4_factory() -> Callable[[], UUID]:
         or hash(sample) != hash(UUID(int=sample.int))
     ):
         return uuid4
-    return new_uuid4
+    return native_uuid4
 
 
 _new_uuid4 = _uuid4_factory()
