@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString, PyType};
 
 use super::errors::DataError;
@@ -17,9 +18,11 @@ use super::uuids::uuid_to_u128;
 use super::values::StoredEvent;
 use crate::core::json::BuildError;
 
+/// What the mapper learnt about a domain event class.
 struct ClassInfo {
-    topic: Py<PyString>,
     class_version: i64,
+    /// Its topic, found when an event of the class is first stored.
+    topic: PyOnceLock<Py<PyString>>,
 }
 
 /// A class kept alive with what the mapper learnt about it.
@@ -34,11 +37,9 @@ pub struct EventMapper {
     cipher: Option<Py<PyAny>>,
     get_topic: Py<PyAny>,
     resolve_topic: Py<PyAny>,
-    /// By address of the class object, which the cached topic keeps alive
-    /// through `resolve_topic`'s own cache; we hold the class too.
+    /// By address of the class object, which the entry keeps alive.
     classes: Mutex<HashMap<usize, CachedClass>>,
     topic_cache: Py<PyDict>,
-    versions: Mutex<HashMap<usize, (Py<PyAny>, i64)>>,
 }
 
 fn class_version(cls: &Bound<'_, PyAny>) -> PyResult<i64> {
@@ -53,26 +54,37 @@ fn add_note(py: Python<'_>, err: &PyErr, note: String) {
 }
 
 impl EventMapper {
-    fn class_info(&self, cls: &Bound<'_, PyType>) -> PyResult<std::sync::Arc<ClassInfo>> {
+    fn class_info(&self, cls: &Bound<'_, PyAny>) -> PyResult<std::sync::Arc<ClassInfo>> {
         let key = cls.as_ptr() as usize;
         if let Some((_, info)) = self.classes.lock().get(&key) {
             return Ok(info.clone());
         }
-        let py = cls.py();
-        let topic = self
-            .get_topic
-            .bind(py)
-            .call1((cls,))?
-            .cast_into::<PyString>()?
-            .unbind();
         let info = std::sync::Arc::new(ClassInfo {
-            topic,
-            class_version: class_version(cls.as_any())?,
+            class_version: class_version(cls)?,
+            topic: PyOnceLock::new(),
         });
         self.classes
             .lock()
-            .insert(key, (cls.clone().into_any().unbind(), info.clone()));
+            .insert(key, (cls.clone().unbind(), info.clone()));
         Ok(info)
+    }
+
+    fn topic<'py>(
+        &self,
+        cls: &Bound<'py, PyType>,
+        info: &ClassInfo,
+    ) -> PyResult<Bound<'py, PyString>> {
+        let py = cls.py();
+        let topic = info.topic.get_or_try_init(py, || {
+            Ok::<_, PyErr>(
+                self.get_topic
+                    .bind(py)
+                    .call1((cls,))?
+                    .cast_into::<PyString>()?
+                    .unbind(),
+            )
+        })?;
+        Ok(topic.bind(py).clone())
     }
 
     /// The class a topic names, through the topic cache of
@@ -87,14 +99,7 @@ impl EventMapper {
             Some(cls) => cls,
             None => self.resolve_topic.bind(py).call1((topic,))?,
         };
-        let key = cls.as_ptr() as usize;
-        if let Some((_, version)) = self.versions.lock().get(&key) {
-            return Ok((cls, *version));
-        }
-        let version = class_version(&cls)?;
-        self.versions
-            .lock()
-            .insert(key, (cls.clone().unbind(), version));
+        let version = self.class_info(&cls)?.class_version;
         Ok((cls, version))
     }
 
@@ -159,7 +164,6 @@ impl EventMapper {
             resolve_topic,
             classes: Mutex::new(HashMap::new()),
             topic_cache,
-            versions: Mutex::new(HashMap::new()),
         }
     }
 
@@ -170,16 +174,15 @@ impl EventMapper {
         py: Python<'_>,
         domain_event: &Bound<'_, PyAny>,
     ) -> PyResult<StoredEvent> {
-        let info = self.class_info(&domain_event.get_type())?;
+        let cls = domain_event.get_type();
+        let info = self.class_info(cls.as_any())?;
+        let topic = self.topic(&cls, &info)?;
         let dict = domain_event
             .getattr(intern!(py, "__dict__"))?
             .cast_into::<PyDict>()?;
         let get = |name: &str| -> PyResult<Bound<'_, PyAny>> {
             dict.get_item(name)?.ok_or_else(|| {
-                PyTypeError::new_err(format!(
-                    "domain event {} has no attribute '{name}'",
-                    info.topic.bind(py)
-                ))
+                PyTypeError::new_err(format!("domain event {topic} has no attribute '{name}'"))
             })
         };
         let originator_id = get("originator_id")?;
@@ -212,7 +215,7 @@ impl EventMapper {
             originator_id,
             key,
             originator_version,
-            info.topic.bind(py).clone(),
+            topic,
             state.cast_into::<PyBytes>()?,
         ))
     }
