@@ -422,6 +422,15 @@ def _processing_error(follower: Follower, leader_name: str, error: Exception) ->
     return wrapped
 
 
+def _raise_first(errors: List[ProcessingError]) -> None:
+    """Raises the first error, if any, noting the others on it."""
+    if errors:
+        first = errors[0]
+        for other in errors[1:]:
+            first.add_note(f"also: {other}")
+        raise first
+
+
 def _behind(system: System, apps: Dict[str, Application], only: Optional[str] = None) -> List[str]:
     """Leaders with notifications some follower (or ``only`` that one) has
     not processed yet."""
@@ -493,11 +502,7 @@ class SingleThreadedRunner(Runner, Promptable):
                         errors.append(_processing_error(follower, prompt, error))
         finally:
             self.is_prompting = False
-        if errors:
-            first = errors[0]
-            for other in errors[1:]:
-                first.add_note(f"also: {other}")
-            raise first
+        _raise_first(errors)
 
     def stop(self) -> None:
         self.apps.clear()
@@ -567,12 +572,7 @@ class MultiThreadedRunner(Runner):
         """Stops every thread, waits for them, and re-raises the first
         processing error if a follower failed."""
         self._stop_threads()
-        errors = self.errors
-        if errors:
-            first = errors[0]
-            for other in errors[1:]:
-                first.add_note(f"also: {other}")
-            raise first
+        _raise_first(self.errors)
 
     @property
     def errors(self) -> List[ProcessingError]:
