@@ -593,6 +593,29 @@ def test_custom_transcodings(value: Any) -> None:
     assert decoded == spec_decode(data, specs)
 
 
+@SETTINGS
+@given(st.lists(st.text(), max_size=3), st.dictionaries(st.text(max_size=70), st.text(), max_size=3))
+def test_text_data_and_keys_of_any_content(texts: List[str], mapping: Dict[str, str]) -> None:
+    # Transcoded values with text data are read by a shortcut in the parser
+    # when their text needs no escapes; keys are shared between decodes.
+    transcoder, specs = custom_transcoder()
+    value = [[Boxed(t) for t in texts], mapping, {k: Boxed(v) for k, v in mapping.items()}]
+    data = transcoder.encode(value)
+    assert data == spec_encode(value, specs)
+    if any(0xD800 <= ord(c) <= 0xDFFF for t in [*texts, *mapping, *mapping.values()] for c in t):
+        return  # lone surrogates are covered on their own above
+    for _ in range(2):
+        assert transcoder.decode(data) == spec_decode(data, specs) == value
+
+
+@SETTINGS
+@given(st.text().filter(lambda n: n not in {spec[0] for spec in STANDARD.values()}))
+def test_unknown_type_name_of_any_text_is_named(name: str) -> None:
+    data = json.dumps({"_type_": name, "_data_": "x"}).encode()
+    with pytest.raises(TypeError, match="not deserializable"):
+        standard_transcoder().decode(data)
+
+
 def test_nested_custom_types_are_written_inside_out() -> None:
     transcoder, _ = custom_transcoder()
     line = Line(Point(1, 2), Point(3, 4), Decimal("0.5"))

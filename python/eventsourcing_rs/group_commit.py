@@ -20,27 +20,43 @@ from eventsourcing_rs.persistence import EventStore, Tracking
 
 
 class PendingEvents:
-    """The new events of a batch not yet recorded, by aggregate."""
+    """The new events of a batch not yet recorded.
+
+    The index by aggregate is built only when the event store is asked for
+    an aggregate while a batch is pending, and then only for the events
+    added since it was last asked: followers whose policies never read an
+    aggregate back pay nothing for it.
+    """
 
     def __init__(self) -> None:
         self.events: List[AggregateEvent] = []
         self.tracking: Optional[Tracking] = None
         self.notifications = 0
-        self.by_aggregate: Dict[UUID, List[AggregateEvent]] = {}
+        self._by_aggregate: Dict[UUID, List[AggregateEvent]] = {}
+        self._indexed = 0
 
     def add(self, events: List[AggregateEvent], tracking: Optional[Tracking]) -> None:
         self.events += events
-        for e in events:
-            self.by_aggregate.setdefault(e.originator_id, []).append(e)
         if tracking is not None:
             self.tracking = tracking
         self.notifications += 1
+
+    def for_aggregate(self, originator_id: UUID) -> Optional[List[AggregateEvent]]:
+        """The pending events of one aggregate, in the order added."""
+        if not self.events:
+            return None
+        index = self._by_aggregate
+        for event in self.events[self._indexed :]:
+            index.setdefault(event.originator_id, []).append(event)
+        self._indexed = len(self.events)
+        return index.get(originator_id)
 
     def clear(self) -> None:
         self.events = []
         self.tracking = None
         self.notifications = 0
-        self.by_aggregate.clear()
+        self._by_aggregate.clear()
+        self._indexed = 0
 
 
 class PendingAwareEventStore(EventStore):
@@ -58,7 +74,7 @@ class PendingAwareEventStore(EventStore):
         desc: bool = False,
         limit: Optional[int] = None,
     ) -> Iterator[Any]:
-        pending = self.pending.by_aggregate.get(originator_id)
+        pending = self.pending.for_aggregate(originator_id)
         if not pending:
             return super().get(originator_id, gt, lte, desc, limit)
         recorded = list(super().get(originator_id, gt, lte))

@@ -13,6 +13,7 @@ from collections import defaultdict
 from threading import Event, Thread
 from typing import (
     Any,
+    Callable,
     Dict,
     Iterable,
     Iterator,
@@ -25,7 +26,7 @@ from typing import (
     cast,
 )
 
-from eventsourcing_rs import _core
+from eventsourcing_rs import _core, shortcuts
 from eventsourcing_rs.application import Application, LocalNotificationLog, NotificationLog
 from eventsourcing_rs.domain import Aggregate, AggregateEvent
 from eventsourcing_rs.group_commit import PendingAwareEventStore, PendingEvents
@@ -98,6 +99,9 @@ class Follower(Application):
         # The (leader, notification id) being processed; left in place when
         # processing fails, so the runner can say which notification failed.
         self.processing: Optional[Tuple[str, int]] = None
+        # Per leader, the Rust select of its stock local log (False if not).
+        self._selectors: Dict[str, Any] = {}
+        self._tracking_source: Tuple[Any, Callable[[str], int]] = (None, int)
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -112,6 +116,7 @@ class Follower(Application):
         reader = NotificationLogReader(log)
         mapper = self.construct_mapper(name)
         self.readers[name] = (reader, mapper)
+        self._selectors.pop(name, None)
 
     def pull_and_process(self, name: str) -> None:
         """Processes the named leader's notifications from the one after
@@ -150,7 +155,14 @@ class Follower(Application):
     def _pull_in_batches(self, name: str, batch_size: int) -> None:
         reader, mapper = self.readers[name]
         start = self._next_position(name)
-        notifications = _local_pages(reader, start, batch_size) or reader.select(start=start)
+        select = self._selectors.get(name)
+        if select is None:
+            select = self._selectors[name] = shortcuts.selector(reader.notification_log) or False
+        if select:
+            # A page at a time straight from the leader's Rust recorder.
+            notifications: Iterable[Notification] = select(start, batch_size)
+        else:
+            notifications = _local_pages(reader, start, batch_size) or reader.select(start=start)
         pending = self._pending_events()
         notification: Optional[Notification] = None
         self.processing = None
@@ -159,12 +171,17 @@ class Follower(Application):
         policy = self.policy
         add = pending.add
         try:
-            for notification in notifications:
-                process_event = ProcessEvent(Tracking(name, notification.id))
-                policy(to_domain_event(notification), process_event)
-                add(process_event.events, process_event.tracking)
-                if pending.notifications >= batch_size:
-                    self._record_pending(name, pending)
+            while True:
+                for notification in notifications:
+                    process_event = ProcessEvent(Tracking(name, notification.id))
+                    policy(to_domain_event(notification), process_event)
+                    add(process_event.events, process_event.tracking)
+                    if pending.notifications >= batch_size:
+                        self._record_pending(name, pending)
+                # A short page is the end of the log for now.
+                if not select or len(notifications) < batch_size:  # type: ignore[arg-type]
+                    break
+                notifications = select(notifications[-1].id + 1, batch_size)  # type: ignore[index]
         except Exception as error:
             # A batch retried one notification at a time has already said
             # which notification failed; otherwise it is this one.
@@ -241,7 +258,10 @@ class Follower(Application):
     def _next_position(self, name: str) -> int:
         # The recorder is the authority (another process may have moved it
         # on); the book keeps what it says for the checks below.
-        position = self.recorder.max_tracking_id(name)
+        recorder = self.recorder
+        if self._tracking_source[0] is not recorder:
+            self._tracking_source = (recorder, shortcuts.tracking_reader(recorder))
+        position = self._tracking_source[1](name)
         self.tracking_book.learn(name, position)
         return position + 1
 
@@ -253,8 +273,12 @@ class Follower(Application):
             return
         name = tracking.application_name
         self.tracking_book.check(name, tracking.notification_id)
+        put = self._direct_put()
         try:
-            self.events.put(events, tracking=tracking)
+            if put is not None:
+                put(events, tracking)
+            else:
+                self.events.put(events, tracking=tracking)
         except BaseException:
             self.tracking_book.forget(name)
             raise

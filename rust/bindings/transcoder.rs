@@ -13,6 +13,7 @@ use pyo3::types::{
     PyList, PyString, PyTimeAccess, PyTuple, PyType, PyTzInfo, PyTzInfoAccess,
 };
 
+use super::key_cache::KeyCache;
 use super::uuids::{u128_to_uuid, uuid_class};
 use crate::core::datetime_iso::{format_iso, parse_iso, DateTimeFields};
 use crate::core::float_repr::python_float_repr;
@@ -49,6 +50,7 @@ pub struct JsonCodec {
     by_type: HashMap<usize, Entry>,
     by_name: HashMap<String, Entry>,
     _types: Vec<Py<PyType>>,
+    keys: KeyCache,
 }
 
 fn native_kind(kind: &str) -> PyResult<Native> {
@@ -131,6 +133,7 @@ impl JsonCodec {
             by_type: HashMap::new(),
             by_name: HashMap::new(),
             _types: Vec::new(),
+            keys: KeyCache::default(),
         }
     }
 
@@ -337,24 +340,36 @@ impl JsonCodec {
                 type_name.repr()?
             )));
         };
-        let name = name.to_str()?;
+        let text = data.cast::<PyString>().ok().and_then(|s| s.to_str().ok());
+        self.decode_named(py, name.to_str()?, text, || Ok(data.clone()))
+    }
+
+    /// Decodes the data of a transcoded value by its transcoding's name.
+    /// `text` is the data when it is a string; `data` makes the data as a
+    /// Python object, for what is not done natively.
+    fn decode_named<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        text: Option<&str>,
+        data: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let Some(entry) = self.by_name.get(name) else {
             return Err(PyTypeError::new_err(format!(
                 "Data serialized with name '{name}' is not deserializable. Please register \
                  a custom transcoding for this type."
             )));
         };
-        let text = data.cast::<PyString>().ok().and_then(|s| s.to_str().ok());
         match &entry.codec {
             Codec::Native(Native::Uuid) => match text {
                 Some(hex) if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
                     u128_to_uuid(py, u128::from_str_radix(hex, 16).expect("checked hex"))
                 }
-                _ => uuid_class(py)?.call1((data,)),
+                _ => uuid_class(py)?.call1((data()?,)),
             },
-            Codec::Native(Native::Decimal) => {
-                DECIMAL_CLS.import(py, "decimal", "Decimal")?.call1((data,))
-            }
+            Codec::Native(Native::Decimal) => DECIMAL_CLS
+                .import(py, "decimal", "Decimal")?
+                .call1((data()?,)),
             Codec::Native(Native::Datetime) => {
                 match text
                     .and_then(parse_iso)
@@ -384,10 +399,10 @@ impl JsonCodec {
                     }
                     None => DATETIME_CLS
                         .import(py, "datetime", "datetime")?
-                        .call_method1(intern!(py, "fromisoformat"), (data,)),
+                        .call_method1(intern!(py, "fromisoformat"), (data()?,)),
                 }
             }
-            Codec::Custom(t) => t.bind(py).call_method1(intern!(py, "decode"), (data,)),
+            Codec::Custom(t) => t.bind(py).call_method1(intern!(py, "decode"), (data()?,)),
         }
     }
 }
@@ -422,7 +437,15 @@ impl<'py> json::Builder for PyBuilder<'_, 'py> {
         new_str(self.py, value)
     }
     fn key(&mut self, value: &str) -> PyResult<Self::Value> {
-        new_str(self.py, value)
+        match self.codec.keys.get(self.py, value) {
+            Some(key) => Ok(key.into_any()),
+            None => new_str(self.py, value),
+        }
+    }
+    fn tagged(&mut self, type_name: &str, data: &str) -> PyResult<Self::Value> {
+        let py = self.py;
+        self.codec
+            .decode_named(py, type_name, Some(data), || new_str(py, data))
     }
     fn array(&mut self, items: Vec<Self::Value>) -> PyResult<Self::Value> {
         Ok(PyList::new(self.py, items)?.into_any())

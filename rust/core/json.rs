@@ -80,6 +80,16 @@ pub trait Builder {
         &mut self,
         members: Vec<(Self::Value, Self::Value)>,
     ) -> Result<Self::Value, Self::Error>;
+    /// An object written exactly as `{"_type_": "<type_name>", "_data_":
+    /// "<data>"}` (how a transcoded value with text data is stored), with
+    /// neither string escaped. By default it is built as any object is.
+    fn tagged(&mut self, type_name: &str, data: &str) -> Result<Self::Value, Self::Error> {
+        let members = vec![
+            (self.key("_type_")?, self.string(type_name)?),
+            (self.key("_data_")?, self.string(data)?),
+        ];
+        self.object(members)
+    }
 }
 
 /// Why a document was not built: bad text, or the builder refused.
@@ -255,6 +265,9 @@ impl Parser<'_> {
     }
 
     fn object<B: Builder>(&mut self, b: &mut B) -> Result<B::Value, BuildError<B::Error>> {
+        if let Some((name, data)) = self.tagged_strings() {
+            return b.tagged(name, data).map_err(BuildError::Build);
+        }
         self.enter()?;
         self.pos += 1;
         let mut members = Vec::new();
@@ -289,6 +302,41 @@ impl Parser<'_> {
             }
             return Err(self.error("expecting ',' delimiter").into());
         }
+    }
+
+    /// At an object's `{`: when the object is exactly `{"_type_": "…",
+    /// "_data_": "…"}` with plain strings (no escapes, no control
+    /// characters, valid UTF-8), moves past it and returns the two texts;
+    /// otherwise leaves the position alone.
+    fn tagged_strings(&mut self) -> Option<(&str, &str)> {
+        const TYPE: &[u8] = b"{\"_type_\": \"";
+        const DATA: &[u8] = b", \"_data_\": \"";
+        let text = self.text;
+        let plain = |from: usize| -> Option<usize> {
+            let len = text
+                .get(from..)?
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            (text[from + len] == b'"').then_some(from + len)
+        };
+        let rest = text.get(self.pos..)?;
+        if self.depth >= MAX_DEPTH || !rest.starts_with(TYPE) {
+            return None;
+        }
+        let name_start = self.pos + TYPE.len();
+        let name_end = plain(name_start)?;
+        if !text.get(name_end + 1..)?.starts_with(DATA) {
+            return None;
+        }
+        let data_start = name_end + 1 + DATA.len();
+        let data_end = plain(data_start)?;
+        if text.get(data_end + 1) != Some(&b'}') {
+            return None;
+        }
+        let name = std::str::from_utf8(&text[name_start..name_end]).ok()?;
+        let data = std::str::from_utf8(&text[data_start..data_end]).ok()?;
+        self.pos = data_end + 2;
+        Some((name, data))
     }
 
     fn array<B: Builder>(&mut self, b: &mut B) -> Result<B::Value, BuildError<B::Error>> {
@@ -504,6 +552,85 @@ mod tests {
             Value::BigInt("123456789012345678901234567890".into())
         );
         assert!(matches!(parse(b"-Infinity").unwrap(), Value::Float(f) if f == f64::NEG_INFINITY));
+    }
+
+    /// Counts the objects handed over as tagged.
+    struct TaggedCounter(usize);
+
+    impl Builder for TaggedCounter {
+        type Value = Value;
+        type Error = std::convert::Infallible;
+        fn null(&mut self) -> Result<Value, Self::Error> {
+            ValueBuilder.null()
+        }
+        fn boolean(&mut self, value: bool) -> Result<Value, Self::Error> {
+            ValueBuilder.boolean(value)
+        }
+        fn int(&mut self, value: i64) -> Result<Value, Self::Error> {
+            ValueBuilder.int(value)
+        }
+        fn big_int(&mut self, digits: &str) -> Result<Value, Self::Error> {
+            ValueBuilder.big_int(digits)
+        }
+        fn float(&mut self, value: f64) -> Result<Value, Self::Error> {
+            ValueBuilder.float(value)
+        }
+        fn string(&mut self, value: &str) -> Result<Value, Self::Error> {
+            ValueBuilder.string(value)
+        }
+        fn key(&mut self, value: &str) -> Result<Value, Self::Error> {
+            ValueBuilder.key(value)
+        }
+        fn array(&mut self, items: Vec<Value>) -> Result<Value, Self::Error> {
+            ValueBuilder.array(items)
+        }
+        fn object(&mut self, members: Vec<(Value, Value)>) -> Result<Value, Self::Error> {
+            ValueBuilder.object(members)
+        }
+        fn tagged(&mut self, type_name: &str, data: &str) -> Result<Value, Self::Error> {
+            self.0 += 1;
+            ValueBuilder.tagged(type_name, data)
+        }
+    }
+
+    #[test]
+    fn tagged_objects_build_as_objects_do() {
+        let tagged = |name: &str, data: &str| {
+            Value::Object(vec![
+                ("_type_".into(), Value::Str(name.into())),
+                ("_data_".into(), Value::Str(data.into())),
+            ])
+        };
+        let cases: [(&[u8], usize, Value); 5] = [
+            (br#"{"_type_": "uuid_hex", "_data_": "ab"}"#, 1, tagged("uuid_hex", "ab")),
+            ("[{\"_type_\": \"t\", \"_data_\": \"\"}, {\"_type_\": \"\u{e9}\", \"_data_\": \"x\"}]".as_bytes(), 2,
+             Value::Array(vec![tagged("t", ""), tagged("\u{e9}", "x")])),
+            // Escapes, other spacing, other data and more keys take the general path.
+            (br#"{"_type_": "t", "_data_": "a\"b"}"#, 0, tagged("t", "a\"b")),
+            (br#"{"_type_":"t","_data_":"d"}"#, 0, tagged("t", "d")),
+            (br#"{"_type_": "t", "_data_": 1}"#, 0, Value::Object(vec![
+                ("_type_".into(), Value::Str("t".into())),
+                ("_data_".into(), Value::Int(1)),
+            ])),
+        ];
+        for (text, expected_tagged, expected) in cases {
+            let mut counter = TaggedCounter(0);
+            let got = parse_with(text, &mut counter).unwrap();
+            assert_eq!(got, expected, "{}", String::from_utf8_lossy(text));
+            assert_eq!(
+                counter.0,
+                expected_tagged,
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
+        for bad in [
+            &br#"{"_type_": "t", "_data_": "d"}x"#[..],
+            br#"{"_type_": "t", "_data_": "d"#,
+            b"{\"_type_\": \"t\", \"_data_\": \"a\x01\"}",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]
