@@ -594,7 +594,9 @@ def test_custom_transcodings(value: Any) -> None:
 
 
 @SETTINGS
-@given(st.lists(st.text(), max_size=3), st.dictionaries(st.text(max_size=70), st.text(), max_size=3))
+@given(
+    st.lists(st.text(), max_size=3), st.dictionaries(st.text(max_size=70), st.text(), max_size=3)
+)
 def test_text_data_and_keys_of_any_content(texts: List[str], mapping: Dict[str, str]) -> None:
     # Transcoded values with text data are read by a shortcut in the parser
     # when their text needs no escapes; keys are shared between decodes.

@@ -247,10 +247,13 @@ class Application(ABC, Generic[TAggregate]):
         while the event store is the one this was worked out for."""
         cached = self.__dict__.get("_put_shortcut")
         events = self.events
-        if cached is None or cached[0] is not events:
-            cached = (events, shortcuts.inserter(events))
+        if cached is None or cached[0] is not events or cached[1] is not events.recorder:
+            cached = (events, events.recorder, shortcuts.inserter(events))
             self.__dict__["_put_shortcut"] = cached
-        return cached[1]
+        put = cached[2]
+        if put is not None and not shortcuts.still_stock(events):
+            return None
+        return put
 
     def notify(self, new_events: List[AggregateEvent]) -> None:
         """Called after new events are recorded; does nothing here, and

@@ -8,6 +8,10 @@ recording a follower's batch) those layers cost more than the work itself.
 Where an object's method is the stock one (its class does not override it
 and no instance attribute shadows it), the hot paths call the Rust method
 directly; whatever a user has customised keeps its Python path.
+
+Callers work a shortcut out when they first need it and keep it while the
+objects it was found for are in place (a method set on an instance after
+that is seen for saves, which check each time, not for reads).
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ Inserter = Callable[[List[Any], Optional[Tracking]], Any]
 
 
 def _is_stock(obj: Any, base: type, name: str) -> bool:
-    return (
-        isinstance(obj, base)
-        and getattr(type(obj), name, None) is getattr(base, name)
-        and name not in getattr(obj, "__dict__", ())
+    # Compares the methods themselves (an isinstance check against these
+    # abstract classes would cost more than the shortcut saves).
+    return getattr(type(obj), name, None) is getattr(base, name) and name not in getattr(
+        obj, "__dict__", ()
     )
 
 
@@ -46,21 +50,27 @@ def inserter(event_store: Any) -> Optional[Inserter]:
     insert = _native(event_store.recorder, NativeAggregateRecorder, "insert_events")
     if insert is None:
         return None
-    mapper = event_store.mapper
 
     def put(events: List[Any], tracking: Optional[Tracking] = None) -> Any:
-        to_stored = mapper.from_domain_event
+        to_stored = event_store.mapper.from_domain_event
         return insert([to_stored(e) for e in events], tracking)
 
     return put
 
 
-def selector(log: Any) -> Optional[Callable[[int, int], List[Notification]]]:
-    """The Rust ``select_notifications(start, limit)`` behind a stock local
-    notification log, or None for any other log."""
-    from eventsourcing_rs.application import LocalNotificationLog
+def still_stock(event_store: Any) -> bool:
+    """Whether what :func:`inserter` found is still so: neither ``put`` nor
+    the recorder's ``insert_events`` has since been set on the instance."""
+    return "put" not in event_store.__dict__ and "insert_events" not in getattr(
+        event_store.recorder, "__dict__", ()
+    )
 
-    if type(log) is not LocalNotificationLog or "select" in log.__dict__:
+
+def selector(log: Any, local_log_type: type) -> Optional[Callable[[int, int], List[Notification]]]:
+    """The Rust ``select_notifications(start, limit)`` behind a stock local
+    notification log (of exactly ``local_log_type``), or None for any
+    other log."""
+    if type(log) is not local_log_type or "select" in log.__dict__:
         return None
     return _native(log.recorder, NativeApplicationRecorder, "select_notifications")
 

@@ -99,8 +99,10 @@ class Follower(Application):
         # The (leader, notification id) being processed; left in place when
         # processing fails, so the runner can say which notification failed.
         self.processing: Optional[Tuple[str, int]] = None
-        # Per leader, the Rust select of its stock local log (False if not).
-        self._selectors: Dict[str, Any] = {}
+        # Per leader, its log and the Rust select behind it when the log is
+        # a stock local one (None if not), found on the first pull.
+        self._selectors: Dict[str, Tuple[Any, Any]] = {}
+        # The recorder's max_tracking_id, direct when the recorder is stock.
         self._tracking_source: Tuple[Any, Callable[[str], int]] = (None, int)
 
     def construct_recorder(self) -> ProcessRecorder:
@@ -155,9 +157,11 @@ class Follower(Application):
     def _pull_in_batches(self, name: str, batch_size: int) -> None:
         reader, mapper = self.readers[name]
         start = self._next_position(name)
-        select = self._selectors.get(name)
-        if select is None:
-            select = self._selectors[name] = shortcuts.selector(reader.notification_log) or False
+        log = reader.notification_log
+        cached = self._selectors.get(name)
+        if cached is None or cached[0] is not log:
+            cached = self._selectors[name] = (log, shortcuts.selector(log, LocalNotificationLog))
+        select = cached[1]
         if select:
             # A page at a time straight from the leader's Rust recorder.
             notifications: Iterable[Notification] = select(start, batch_size)
