@@ -66,7 +66,7 @@ def still_stock(event_store: Any) -> bool:
     )
 
 
-def selector(log: Any, local_log_type: type) -> Optional[Callable[[int, int], List[Notification]]]:
+def selector(log: Any, local_log_type: Any) -> Optional[Callable[[int, int], List[Notification]]]:
     """The Rust ``select_notifications(start, limit)`` behind a stock local
     notification log (of exactly ``local_log_type``), or None for any
     other log."""
