@@ -296,7 +296,9 @@ impl JsonCodec {
         match &entry.codec {
             Codec::Native(Native::Uuid) => {
                 let n: u128 = obj.getattr(intern!(py, "int"))?.extract()?;
-                out.extend_from_slice(format!("\"{n:032x}\"").as_bytes());
+                out.push(b'"');
+                json::write_hex128(out, n);
+                out.push(b'"');
             }
             Codec::Native(Native::Decimal) => write_py_str(&obj.str()?, out)?,
             Codec::Native(Native::Datetime) => match native_isoformat(obj)? {

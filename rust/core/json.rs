@@ -32,6 +32,14 @@ impl std::fmt::Display for ParseError {
 /// Appends `s` as a JSON string literal, escaping every non-ASCII char.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
+    // Most text in events is printable ASCII with nothing to escape.
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.extend_from_slice(b"\\\""),
@@ -51,6 +59,14 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         }
     }
     out.push(b'"');
+}
+
+/// Appends `value` as 32 lower-case hex digits, as `uuid.UUID.hex` is.
+pub fn write_hex128(out: &mut Vec<u8>, value: u128) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..32).rev() {
+        out.push(HEX[((value >> (shift * 4)) & 0xf) as usize]);
+    }
 }
 
 fn write_u_escape(out: &mut Vec<u8>, unit: u16) {
@@ -524,6 +540,18 @@ mod tests {
         assert_eq!(enc("😀"), r#""\ud83d\ude00""#);
         assert_eq!(enc("\u{7f}"), r#""\u007f""#);
         assert_eq!(enc("\u{1}"), r#""\u0001""#);
+    }
+
+    #[test]
+    fn hex128_is_zero_padded_lower_case() {
+        let hex = |v: u128| {
+            let mut out = Vec::new();
+            write_hex128(&mut out, v);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(hex(0), "0".repeat(32));
+        assert_eq!(hex(u128::MAX), "f".repeat(32));
+        assert_eq!(hex(0xABCDEF), format!("{:032x}", 0xABCDEFu128));
     }
 
     #[test]
