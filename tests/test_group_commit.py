@@ -155,3 +155,42 @@ def test_a_follower_reads_a_users_own_log_through_it() -> None:
     marking.pull_and_process("Clock")
     assert calls == [1, 11, 21]
     assert marking.recorder.max_tracking_id("Clock") == 25
+
+
+def test_a_follower_pages_through_a_local_leader_a_batch_at_a_time() -> None:
+    clock = Clock()
+    clock.tick(25)
+    pages: List[tuple[int, int]] = []
+    original = clock.recorder.select_notifications
+
+    def counting_select(start: int, limit: int) -> Any:
+        pages.append((start, limit))
+        return original(start, limit)
+
+    # A method set on the leader's recorder is honoured, not skipped.
+    clock.recorder.select_notifications = counting_select  # type: ignore[method-assign]
+    marking = Counter()
+    marking.pull_batch_size = 10
+    marking.follow("Clock", clock.log)
+    marking.pull_and_process("Clock")
+    assert pages == [(1, 10), (11, 10), (21, 10)]
+    assert marking.recorder.max_tracking_id("Clock") == 25
+    clock.tick(3)
+    marking.pull_and_process("Clock")
+    assert pages[3:] == [(26, 10)]
+    assert marking.recorder.max_tracking_id("Clock") == 28
+
+
+def test_a_follower_notices_a_leaders_log_replaced() -> None:
+    clock = Clock()
+    clock.tick(5)
+    marking = Counter()
+    marking.follow("Clock", clock.log)
+    marking.pull_and_process("Clock")
+    other = Clock()
+    other.tick(8)
+    marking.follow("Clock", other.log)
+    marking.pull_and_process("Clock")
+    # Positions 6 to 8 of the new log, read from its own recorder.
+    assert marking.recorder.max_tracking_id("Clock") == 8
+    assert marking.recorder.max_notification_id() == 8

@@ -19,7 +19,7 @@ from typing import (
 )
 from uuid import UUID
 
-from eventsourcing_rs import _core, shortcuts
+from eventsourcing_rs import _core
 from eventsourcing_rs.domain import (
     Aggregate,
     AggregateEvent,
@@ -223,11 +223,7 @@ class Application(ABC, Generic[TAggregate]):
         events: List[AggregateEvent] = []
         for aggregate in aggregates:
             events += aggregate.collect_events()
-        put = None if kwargs else self._direct_put()
-        if put is not None:
-            put(events, None)
-        else:
-            self.events.put(events, **kwargs)
+        self.events.put(events, **kwargs)
         if self.snapshots is not None and self.snapshotting_intervals:
             self._take_due_snapshots(aggregates, events)
         self.notify(events)
@@ -241,19 +237,6 @@ class Application(ABC, Generic[TAggregate]):
             interval = self.snapshotting_intervals.get(types[event.originator_id])
             if interval is not None and event.originator_version % interval == 0:
                 self.take_snapshot(event.originator_id, event.originator_version)
-
-    def _direct_put(self) -> Optional[shortcuts.Inserter]:
-        """``self.events.put`` as one direct call into the Rust recorder,
-        while the event store is the one this was worked out for."""
-        cached = self.__dict__.get("_put_shortcut")
-        events = self.events
-        if cached is None or cached[0] is not events or cached[1] is not events.recorder:
-            cached = (events, events.recorder, shortcuts.inserter(events))
-            self.__dict__["_put_shortcut"] = cached
-        put = cached[2]
-        if put is not None and not shortcuts.still_stock(events):
-            return None
-        return put
 
     def notify(self, new_events: List[AggregateEvent]) -> None:
         """Called after new events are recorded; does nothing here, and

@@ -1,17 +1,19 @@
 """Direct calls into the Rust recorders, taken only where stock classes are
 in use.
 
-The recorder, event store and notification log classes are thin: a call
-passes through one or two Python methods before it reaches a Rust
-recorder. On the hot paths (saving, pulling a leader's notifications,
-recording a follower's batch) those layers cost more than the work itself.
-Where an object's method is the stock one (its class does not override it
-and no instance attribute shadows it), the hot paths call the Rust method
-directly; whatever a user has customised keeps its Python path.
+The notification log and recorder classes are thin: a call passes through
+one or two Python methods before it reaches a Rust recorder. A follower
+pulling a leader in the same process would pay those layers on every pull,
+and with the single-threaded runner a pull usually carries one
+notification. Where an object's method is the stock one (its class does not
+override it and no instance attribute shadows it), the follower calls the
+Rust method directly; whatever a user has customised keeps its Python path.
 
-Callers work a shortcut out when they first need it and keep it while the
-objects it was found for are in place (a method set on an instance after
-that is seen for saves, which check each time, not for reads).
+The follower works a shortcut out on its first pull from a leader and keeps
+it while the log and recorder it was found for are in place.
+
+Saving and reading aggregates take no shortcut: checking, on each call,
+that one still applies costs as much as the layers it would skip.
 """
 
 from __future__ import annotations
@@ -19,13 +21,10 @@ from __future__ import annotations
 from typing import Any, Callable, List, Optional
 
 from eventsourcing_rs.native_recorder import (
-    NativeAggregateRecorder,
     NativeApplicationRecorder,
     NativeProcessRecorder,
 )
-from eventsourcing_rs.persistence import EventStore, Notification, Tracking
-
-Inserter = Callable[[List[Any], Optional[Tracking]], Any]
+from eventsourcing_rs.persistence import Notification
 
 
 def _is_stock(obj: Any, base: type, name: str) -> bool:
@@ -40,30 +39,6 @@ def _native(recorder: Any, base: type, name: str) -> Optional[Callable[..., Any]
     if not _is_stock(recorder, base, name):
         return None
     return getattr(recorder._recorder, name, None)
-
-
-def inserter(event_store: Any) -> Optional[Inserter]:
-    """``event_store.put(events, tracking=...)`` as one direct call, or
-    None when the store or its recorder is customised."""
-    if not _is_stock(event_store, EventStore, "put"):
-        return None
-    insert = _native(event_store.recorder, NativeAggregateRecorder, "insert_events")
-    if insert is None:
-        return None
-
-    def put(events: List[Any], tracking: Optional[Tracking] = None) -> Any:
-        to_stored = event_store.mapper.from_domain_event
-        return insert([to_stored(e) for e in events], tracking)
-
-    return put
-
-
-def still_stock(event_store: Any) -> bool:
-    """Whether what :func:`inserter` found is still so: neither ``put`` nor
-    the recorder's ``insert_events`` has since been set on the instance."""
-    return "put" not in event_store.__dict__ and "insert_events" not in getattr(
-        event_store.recorder, "__dict__", ()
-    )
 
 
 def selector(log: Any, local_log_type: Any) -> Optional[Callable[[int, int], List[Notification]]]:

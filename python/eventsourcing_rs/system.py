@@ -105,7 +105,7 @@ class Follower(Application):
         self.processing: Optional[Tuple[str, int]] = None
         # Per leader, its log and the Rust select behind it when the log is
         # a stock local one (None if not), found on the first pull.
-        self._selectors: Dict[str, Tuple[Any, Any]] = {}
+        self._selectors: Dict[str, Tuple[Any, Any, Any]] = {}
         # The recorder's max_tracking_id, direct when the recorder is stock.
         self._tracking_source: Tuple[Any, Callable[[str], int]] = (None, int)
 
@@ -162,10 +162,12 @@ class Follower(Application):
         reader, mapper = self.readers[name]
         start = self._next_position(name)
         log = reader.notification_log
+        source = getattr(log, "recorder", None)
         cached = self._selectors.get(name)
-        if cached is None or cached[0] is not log:
-            cached = self._selectors[name] = (log, shortcuts.selector(log, LocalNotificationLog))
-        select = cached[1]
+        if cached is None or cached[0] is not log or cached[1] is not source:
+            select = shortcuts.selector(log, LocalNotificationLog)
+            cached = self._selectors[name] = (log, source, select)
+        select = cached[2]
         if select:
             # A page at a time straight from the leader's Rust recorder.
             notifications: Iterable[Notification] = select(start, batch_size)
@@ -281,12 +283,8 @@ class Follower(Application):
             return
         name = tracking.application_name
         self.tracking_book.check(name, tracking.notification_id)
-        put = self._direct_put()
         try:
-            if put is not None:
-                put(events, tracking)
-            else:
-                self.events.put(events, tracking=tracking)
+            self.events.put(events, tracking=tracking)
         except BaseException:
             self.tracking_book.forget(name)
             raise
