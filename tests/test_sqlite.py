@@ -273,10 +273,10 @@ def test_file_databases_are_put_in_wal_mode_with_full_sync(db: Path) -> None:
     second = SQLiteDatastore(f"file:{db}")
     second.transaction()
     assert second.is_journal_mode_wal and not second.journal_mode_was_changed_to_wal
-    # The writer checkpoints every 10000 pages of log, not every 1000.
+    # The writer checkpoints every 1000 pages of log.
     with first.transaction(commit=True) as cursor:
         cursor.execute("PRAGMA wal_autocheckpoint")
-        assert cursor.fetchall() == [(10000,)]
+        assert cursor.fetchall() == [(1000,)]
 
 
 def test_transaction_commits_or_rolls_back(db: Path) -> None:
