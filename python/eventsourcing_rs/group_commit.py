@@ -12,7 +12,7 @@ what the policies before it in the same batch did to it.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 from uuid import UUID
 
 from eventsourcing_rs.domain import AggregateEvent
@@ -35,12 +35,6 @@ class PendingEvents:
         self._by_aggregate: Dict[UUID, List[AggregateEvent]] = {}
         self._indexed = 0
 
-    def add(self, events: List[AggregateEvent], tracking: Optional[Tracking]) -> None:
-        self.events += events
-        if tracking is not None:
-            self.tracking = tracking
-        self.notifications += 1
-
     def for_aggregate(self, originator_id: UUID) -> Optional[List[AggregateEvent]]:
         """The pending events of one aggregate, in the order added."""
         if not self.events:
@@ -50,6 +44,13 @@ class PendingEvents:
             index.setdefault(event.originator_id, []).append(event)
         self._indexed = len(self.events)
         return index.get(originator_id)
+
+    def take(self) -> Tuple[List[AggregateEvent], Optional[Tracking], int]:
+        """The events, the last tracking record and the number of
+        notifications of the batch, which is then cleared."""
+        taken = (self.events, self.tracking, self.notifications)
+        self.clear()
+        return taken
 
     def clear(self) -> None:
         self.events = []

@@ -108,6 +108,8 @@ class Follower(Application):
         self._selectors: Dict[str, Tuple[Any, Any, Any]] = {}
         # The recorder's max_tracking_id, direct when the recorder is stock.
         self._tracking_source: Tuple[Any, Callable[[str], int]] = (None, int)
+        # The event store's put for tracked inserts, direct when stock.
+        self._put_source: Tuple[Any, Any, Any, Any] = (None, _NO_RECORDER, None, None)
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -173,19 +175,22 @@ class Follower(Application):
             notifications: Iterable[Notification] = select(start, batch_size)
         else:
             notifications = _local_pages(reader, start, batch_size) or reader.select(start=start)
-        pending = self._pending_events()
+        store = self.events
+        pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
         notification: Optional[Notification] = None
         self.processing = None
-        # Looked up once: this loop runs once per notification.
+        # Looked up once, and what PendingEvents.add does written out: this
+        # loop runs once per notification.
         to_domain_event = mapper.to_domain_event
         policy = self.policy
-        add = pending.add
         try:
             while True:
                 for notification in notifications:
                     process_event = ProcessEvent(Tracking(name, notification.id))
                     policy(to_domain_event(notification), process_event)
-                    add(process_event.events, process_event.tracking)
+                    pending.events += process_event.events
+                    pending.tracking = process_event.tracking
+                    pending.notifications += 1
                     if pending.notifications >= batch_size:
                         self._record_pending(name, pending)
                 # A short page is the end of the log for now.
@@ -205,20 +210,10 @@ class Follower(Application):
         self._record_pending(name, pending)
         self.processing = None
 
-    def _pending_events(self) -> PendingEvents:
-        if isinstance(self.events, PendingAwareEventStore):
-            return self.events.pending
-        return PendingEvents()
-
     def _record_pending(self, name: str, pending: PendingEvents) -> None:
         if not pending.notifications:
             return
-        events, tracking, count = (
-            pending.events,
-            pending.tracking,
-            pending.notifications,
-        )
-        pending.clear()
+        events, tracking, count = pending.take()
         try:
             self._put_tracked(events, tracking)
         except Exception:
@@ -283,12 +278,44 @@ class Follower(Application):
             return
         name = tracking.application_name
         self.tracking_book.check(name, tracking.notification_id)
+        store = self.events
+        # The Rust recorder's insert, when the store, its recorder and its
+        # mapper are the ones it was found for and nothing has been set on
+        # them since; checked here rather than in a helper, since a call
+        # costs as much as the layers skipped.
+        source = self._put_source
+        recorder = source[1]
+        if not (
+            source[0] is store
+            and store.recorder is recorder
+            and store.mapper is source[2]
+            and "put" not in store.__dict__
+            and "insert_events" not in recorder.__dict__
+        ):
+            source = self._put_source = (
+                store,
+                store.recorder,
+                store.mapper,
+                shortcuts.native_insert(store),
+            )
+        insert = source[3]
         try:
-            self.events.put(events, tracking=tracking)
+            if insert is not None:
+                to_stored = store.mapper.from_domain_event
+                insert([to_stored(e) for e in events], tracking)
+            else:
+                store.put(events, tracking=tracking)
         except BaseException:
             self.tracking_book.forget(name)
             raise
         self.tracking_book.advance(name, tracking.notification_id)
+
+
+class _NoRecorder:
+    """Stands for "no recorder yet" in a follower's insert shortcut."""
+
+
+_NO_RECORDER = _NoRecorder()
 
 
 class _RecorderPages:
