@@ -674,6 +674,36 @@ def test_transcoder_is_extensible_by_subclassing() -> None:
     assert transcoder.types[UUID].name == "uuid_hex"
 
 
+def test_transcoding_that_encodes_while_encoding() -> None:
+    # Encoding reuses its buffers on each thread; a transcoding that calls
+    # the transcoder itself, mid-encode, must get buffers of its own.
+    transcoder = standard_transcoder()
+
+    class Nested:
+        def __init__(self, inner: Any):
+            self.inner = inner
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Nested) and self.inner == other.inner
+
+    class NestedAsText(Transcoding):
+        type = Nested
+        name = "nested"
+
+        def encode(self, obj: Nested) -> str:
+            return transcoder.encode(obj.inner).decode()
+
+        def decode(self, data: str) -> Nested:
+            return Nested(transcoder.decode(data.encode()))
+
+    transcoder.register(NestedAsText())
+    value = {"a": [Nested({"b": Nested([UUID(int=7), "x" * 100])})], "c": "tail"}
+    data = transcoder.encode(value)
+    assert transcoder.decode(data) == value
+    assert data.startswith(b'{"a": [{"_type_": "nested", "_data_": "{\\"b\\": ')
+    assert data.endswith(b'"c": "tail"}')
+
+
 def test_custom_decode_is_called_once_and_its_error_propagates() -> None:
     calls = []
 

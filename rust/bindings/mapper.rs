@@ -195,12 +195,11 @@ impl EventMapper {
         } else {
             None
         };
-        let encoded = self.codec.borrow(py).encode_state(
-            &dict,
-            &["originator_id", "originator_version"],
-            extra,
-        )?;
-        let mut state = PyBytes::new(py, &encoded).into_any();
+        let mut state = self
+            .codec
+            .borrow(py)
+            .encode_state(&dict, &["originator_id", "originator_version"], extra)?
+            .into_any();
         if let Some(compressor) = &self.compressor {
             state = compressor
                 .bind(py)

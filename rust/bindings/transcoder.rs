@@ -2,6 +2,7 @@
 //! with the standard transcodings (UUID, Decimal, datetime) done natively
 //! and user transcodings called through their `encode`/`decode` methods.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -68,14 +69,27 @@ impl JsonCodec {
     /// Encodes an event's attribute dict as the mapper stores it: without
     /// the keys in `skip`, and with `extra` appended, exactly as encoding a
     /// copy with those keys popped and `extra` added would.
-    pub fn encode_state(
+    pub fn encode_state<'py>(
+        &self,
+        dict: &Bound<'py, PyDict>,
+        skip: &[&str],
+        extra: Option<(&str, &Bound<'py, PyAny>)>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        with_scratch(|out, path| {
+            path.push(dict.as_ptr() as usize);
+            self.write_state(dict, skip, extra, out, path)?;
+            Ok(PyBytes::new(dict.py(), out))
+        })
+    }
+
+    fn write_state(
         &self,
         dict: &Bound<'_, PyDict>,
         skip: &[&str],
         extra: Option<(&str, &Bound<'_, PyAny>)>,
-    ) -> PyResult<Vec<u8>> {
-        let mut out = Vec::with_capacity(128);
-        let mut path = vec![dict.as_ptr() as usize];
+        out: &mut Vec<u8>,
+        path: &mut Vec<usize>,
+    ) -> PyResult<()> {
         out.push(b'{');
         let mut first = true;
         for (k, v) in dict.iter() {
@@ -90,20 +104,20 @@ impl JsonCodec {
                 out.extend_from_slice(b", ");
             }
             first = false;
-            write_key(&k, &mut out)?;
+            write_key(&k, out)?;
             out.extend_from_slice(b": ");
-            self.write(&v, &mut out, &mut path)?;
+            self.write(&v, out, path)?;
         }
         if let Some((key, value)) = extra {
             if !first {
                 out.extend_from_slice(b", ");
             }
-            json::write_str(&mut out, key);
+            json::write_str(out, key);
             out.extend_from_slice(b": ");
-            self.write(value, &mut out, &mut path)?;
+            self.write(value, out, path)?;
         }
         out.push(b'}');
-        Ok(out)
+        Ok(())
     }
 
     fn add(&mut self, ty: Bound<'_, PyType>, name: String, make: impl Fn() -> Codec) {
@@ -157,9 +171,10 @@ impl JsonCodec {
     }
 
     fn encode<'py>(&self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
-        let mut out = Vec::with_capacity(128);
-        self.write(obj, &mut out, &mut Vec::new())?;
-        Ok(PyBytes::new(obj.py(), &out))
+        with_scratch(|out, path| {
+            self.write(obj, out, path)?;
+            Ok(PyBytes::new(obj.py(), out))
+        })
     }
 
     /// Decodes JSON bytes. Raises ValueError, its message beginning
@@ -407,6 +422,31 @@ impl JsonCodec {
             Codec::Custom(t) => t.bind(py).call_method1(intern!(py, "decode"), (data()?,)),
         }
     }
+}
+
+thread_local! {
+    /// Output and path buffers reused by the encodes on this thread, which
+    /// would otherwise allocate and free them for every event.
+    static SCRATCH: RefCell<(Vec<u8>, Vec<usize>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Buffers kept for reuse are at most this large; a rare huge event's are
+/// freed after it.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+/// Runs `f` with empty scratch buffers. They are taken out of the
+/// thread's slot rather than borrowed: an encode that calls back into
+/// Python (a user transcoding) may encode again on this thread, and that
+/// one then gets fresh buffers.
+fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>, &mut Vec<usize>) -> R) -> R {
+    let (mut out, mut path) = SCRATCH.with(|slot| std::mem::take(&mut *slot.borrow_mut()));
+    out.clear();
+    path.clear();
+    let result = f(&mut out, &mut path);
+    if out.capacity() <= SCRATCH_KEEP {
+        SCRATCH.with(|slot| *slot.borrow_mut() = (out, path));
+    }
+    result
 }
 
 /// Builds Python objects as the parser reads, bottom-up, so transcoded
