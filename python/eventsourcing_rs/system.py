@@ -519,6 +519,9 @@ class SingleThreadedRunner(Runner, Promptable):
         self.apps: Dict[str, Application] = {}
         self.prompts_received: List[str] = []
         self.is_prompting = False
+        # Each leader's followers, in the system's order (looked up once
+        # here, not on every prompt).
+        self._followers_of: Dict[str, List[Follower]] = {}
 
     def start(self) -> None:
         super().start()
@@ -533,6 +536,10 @@ class SingleThreadedRunner(Runner, Promptable):
             assert isinstance(follower, Follower)
             leader.lead(self)
             follower.follow(type(leader).__name__, leader.log)
+        for leader_name in self.system.leaders:
+            self._followers_of[leader_name] = [
+                cast(Follower, self.apps[name]) for name in self.system.leads[leader_name]
+            ]
         # Catch up on anything recorded while the system was not running
         # (after a crash, say); any error propagates as it would from save.
         for leader_name in _behind(self.system, self.apps):
@@ -550,9 +557,7 @@ class SingleThreadedRunner(Runner, Promptable):
         try:
             while self.prompts_received:
                 prompt = self.prompts_received.pop(0)
-                for name in self.system.leads[prompt]:
-                    follower = self.apps[name]
-                    assert isinstance(follower, Follower)
+                for follower in self._followers_of.get(prompt, ()):
                     try:
                         follower.pull_and_process(prompt)
                     except Exception as error:
@@ -563,6 +568,7 @@ class SingleThreadedRunner(Runner, Promptable):
 
     def stop(self) -> None:
         self.apps.clear()
+        self._followers_of.clear()
 
     def get(self, cls: Type[A]) -> A:
         app = self.apps[cls.__name__]
