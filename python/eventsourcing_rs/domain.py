@@ -1166,8 +1166,8 @@ class Aggregate(ABC, metaclass=MetaAggregate):
 
     def collect_events(self) -> List[AggregateEvent[Any]]:
         """Remove and return the pending events, oldest first."""
-        pending = self.pending_events
-        collected = list(pending)
+        pending = self._pending_events
+        collected = pending[:]
         pending.clear()
         return collected
 

@@ -301,8 +301,7 @@ class Follower(Application):
         insert = source[3]
         try:
             if insert is not None:
-                to_stored = store.mapper.from_domain_event
-                insert([to_stored(e) for e in events], tracking)
+                insert(list(map(store.mapper.from_domain_event, events)), tracking)
             else:
                 store.put(events, tracking=tracking)
         except BaseException:
