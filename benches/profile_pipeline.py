@@ -61,10 +61,12 @@ def main() -> None:
     args = parser.parse_args()
     workload.configure("eventsourcing_rs", "memory", "")
     env = workload.load("eventsourcing_rs")
+    act, close = workload.prepare(env, "pipeline", args.orders, "single")
     profiler = cProfile.Profile()
     profiler.enable()
-    processed, _ = workload.pipeline(env, "single", args.orders)
+    processed = act()
     profiler.disable()
+    close()
     stats = pstats.Stats(profiler)
     totals: Dict[str, float] = defaultdict(float)
     for (filename, _line, name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]

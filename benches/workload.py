@@ -119,9 +119,15 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 600) -> None:
         time.sleep(0.001)
 
 
-def pipeline(env: Dict[str, Any], runner_name: str, count: int) -> Tuple[int, float]:
+# Each workload is prepared (stores filled, applications made), then its
+# measured part is run once: the `act` returned by `prepare` returns the
+# number of events it processed, and `close` releases what was prepared.
+Prepared = Tuple[Callable[[], int], Callable[[], None]]
+
+
+def prepare_pipeline(env: Dict[str, Any], runner_name: str, count: int) -> Prepared:
     """Places ``count`` orders one at a time; each is processed twice
-    (reserved, then paid). Returns (processed events, seconds)."""
+    (reserved, then paid)."""
     system = env["system"]
     runner_cls = {
         "single": system.SingleThreadedRunner,
@@ -131,34 +137,35 @@ def pipeline(env: Dict[str, Any], runner_name: str, count: int) -> Tuple[int, fl
         system.System(pipes=[[env["Orders"], env["Reservations"], env["Payments"]]])
     )
     runner.start()
-    try:
-        orders = runner.get(env["Orders"])
-        payments = runner.get(env["Payments"])
-        started = time.perf_counter()
+    orders = runner.get(env["Orders"])
+    payments = runner.get(env["Payments"])
+
+    def act() -> int:
         for i in range(count):
             orders.place(i)
         wait_until(lambda: payments.recorder.max_notification_id() >= count)
-        elapsed = time.perf_counter() - started
-    finally:
-        runner.stop()
-    return 2 * count, elapsed
+        return 2 * count
+
+    return act, runner.stop
 
 
-def catch_up(env: Dict[str, Any], count: int) -> Tuple[int, float]:
+def prepare_catch_up(env: Dict[str, Any], count: int) -> Prepared:
     """A follower processes ``count`` waiting events in one pull."""
     orders = env["Orders"]()
     for i in range(count):
         orders.place(i)
     reservations = env["Reservations"]()
     reservations.follow("Orders", orders.log)
-    started = time.perf_counter()
-    reservations.pull_and_process("Orders")
-    elapsed = time.perf_counter() - started
-    assert reservations.recorder.max_tracking_id("Orders") == count
-    return count, elapsed
+
+    def act() -> int:
+        reservations.pull_and_process("Orders")
+        assert reservations.recorder.max_tracking_id("Orders") == count
+        return count
+
+    return act, lambda: None
 
 
-def reader(env: Dict[str, Any], count: int) -> Tuple[int, float]:
+def prepare_reader(env: Dict[str, Any], count: int) -> Prepared:
     """Reads ``count`` notifications through NotificationLogReader.select."""
     orders = env["Orders"]()
     batch = 500
@@ -180,30 +187,53 @@ def reader(env: Dict[str, Any], count: int) -> Tuple[int, float]:
     log_cls = type(orders.log)
     log = log_cls(orders.recorder, section_size=100)
     reader_ = env["system"].NotificationLogReader(log, section_size=100)
-    started = time.perf_counter()
-    seen = sum(1 for _ in reader_.select(start=1))
-    elapsed = time.perf_counter() - started
-    assert seen == count, seen
-    return count, elapsed
+
+    def act() -> int:
+        seen = sum(1 for _ in reader_.select(start=1))
+        assert seen == count, seen
+        return count
+
+    return act, lambda: None
 
 
-def repository_get(env: Dict[str, Any], count: int) -> Tuple[int, float]:
+def prepare_repository_get(env: Dict[str, Any], count: int) -> Prepared:
     """Gets ``count`` one-event aggregates from the repository."""
     orders = env["Orders"]()
     ids = [orders.place(i) for i in range(count)]
-    started = time.perf_counter()
-    for aggregate_id in ids:
-        orders.repository.get(aggregate_id)
-    return count, time.perf_counter() - started
+
+    def act() -> int:
+        for aggregate_id in ids:
+            orders.repository.get(aggregate_id)
+        return count
+
+    return act, lambda: None
 
 
-def application_save(env: Dict[str, Any], count: int) -> Tuple[int, float]:
+def prepare_save(env: Dict[str, Any], count: int) -> Prepared:
     """Creates and saves ``count`` one-event aggregates."""
     orders = env["Orders"]()
-    started = time.perf_counter()
-    for i in range(count):
-        orders.place(i)
-    return count, time.perf_counter() - started
+
+    def act() -> int:
+        for i in range(count):
+            orders.place(i)
+        return count
+
+    return act, lambda: None
+
+
+def prepare(env: Dict[str, Any], workload: str, count: int, runner: str = "single") -> Prepared:
+    """The named workload, prepared."""
+    if workload == "pipeline":
+        return prepare_pipeline(env, runner, count)
+    if workload == "catch-up":
+        return prepare_catch_up(env, count)
+    if workload == "reader":
+        return prepare_reader(env, count)
+    if workload == "repository-get":
+        return prepare_repository_get(env, count)
+    if workload == "save":
+        return prepare_save(env, count)
+    raise ValueError(f"unknown workload '{workload}'")
 
 
 def run(lib: str, workload: str, store: str, count: int, runner: str = "single") -> Dict[str, Any]:
@@ -211,18 +241,13 @@ def run(lib: str, workload: str, store: str, count: int, runner: str = "single")
     try:
         configure(lib, store, directory)
         env = load(lib)
-        if workload == "pipeline":
-            events, seconds = pipeline(env, runner, count)
-        elif workload == "catch-up":
-            events, seconds = catch_up(env, count)
-        elif workload == "reader":
-            events, seconds = reader(env, count)
-        elif workload == "repository-get":
-            events, seconds = repository_get(env, count)
-        elif workload == "save":
-            events, seconds = application_save(env, count)
-        else:
-            raise ValueError(f"unknown workload '{workload}'")
+        act, close = prepare(env, workload, count, runner)
+        try:
+            started = time.perf_counter()
+            events = act()
+            seconds = time.perf_counter() - started
+        finally:
+            close()
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     return {
