@@ -195,3 +195,45 @@ def test_a_follower_notices_a_leaders_log_replaced() -> None:
     # Positions 6 to 8 of the new log, read from its own recorder.
     assert marking.recorder.max_tracking_id("Clock") == 8
     assert marking.recorder.max_notification_id() == recorded + 3
+
+
+# A follower calls the Rust recorders directly while the stock methods are
+# in place; a method replaced later, on an instance or patched on a class
+# (as tests that inject failures do), must be called from then on.
+REPLACEMENTS = [
+    ("leader", "instance", "select_notifications"),
+    ("follower", "instance", "max_tracking_id"),
+    ("follower", "instance", "insert_events"),
+    ("follower", "class", "max_tracking_id"),
+    ("follower", "class", "insert_events"),
+    ("leader", "class", "select_notifications"),
+]
+
+
+@pytest.mark.parametrize(
+    "whose, where, method", REPLACEMENTS, ids=["-".join(r) for r in REPLACEMENTS]
+)
+def test_methods_replaced_after_the_first_pull_are_called(
+    whose: str, where: str, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    counter = Counter()
+    counter.follow("Clock", clock.log)
+    clock.tick(3)
+    counter.pull_and_process("Clock")
+    recorder = clock.recorder if whose == "leader" else counter.recorder
+    calls: List[str] = []
+    original = getattr(type(recorder), method)
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(method)
+        return original(self, *args, **kwargs)
+
+    if where == "instance":
+        monkeypatch.setattr(recorder, method, spy.__get__(recorder))
+    else:
+        monkeypatch.setattr(type(recorder), method, spy)
+    clock.tick(2)
+    counter.pull_and_process("Clock")
+    assert calls, f"{whose} recorder's replaced {method} was not called"
+    assert counter.recorder.max_tracking_id("Clock") == 5

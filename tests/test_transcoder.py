@@ -610,6 +610,17 @@ def test_text_data_and_keys_of_any_content(texts: List[str], mapping: Dict[str, 
         assert transcoder.decode(data) == spec_decode(data, specs) == value
 
 
+def test_more_distinct_keys_than_are_kept_interned() -> None:
+    # Keys are interned and kept up to a bound (4096); past it, and for
+    # long keys, plain strings are made, with the same result.
+    transcoder = standard_transcoder()
+    value = {f"key-{i}": i for i in range(6000)}
+    value["k" * 100] = -1
+    data = json.dumps(value).encode()
+    for _ in range(2):
+        assert transcoder.decode(data) == value
+
+
 @SETTINGS
 @given(st.text().filter(lambda n: n not in {spec[0] for spec in STANDARD.values()}))
 def test_unknown_type_name_of_any_text_is_named(name: str) -> None:

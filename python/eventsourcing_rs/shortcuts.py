@@ -10,13 +10,12 @@ object's method is the stock one (its class does not override it and no
 instance attribute shadows it), the follower calls the Rust method
 directly; whatever a user has customised keeps its Python path.
 
-The follower works a shortcut out on its first pull from a leader and keeps
-it while the log and recorder it was found for are in place.
-
 A follower's insert (events with a tracking record) goes straight to the
-Rust recorder as well, the shortcut checked on each batch. Saving and
-reading aggregates take no shortcut: checking, on each call, that one
-still applies costs as much as the layers it would skip there.
+Rust recorder as well. The shortcuts are found afresh on each pull (and
+each batch), so that a method replaced on an instance or patched on a
+class since the last one, as tests injecting failures do, is honoured.
+Saving and reading aggregates take no shortcut: there, checking on each
+call that one still applies costs as much as the layers it would skip.
 """
 
 from __future__ import annotations
@@ -31,25 +30,25 @@ from eventsourcing_rs.native_recorder import (
 from eventsourcing_rs.persistence import EventStore, Notification
 
 
-def _is_stock(obj: Any, base: type, name: str) -> bool:
-    # Compares the methods themselves (an isinstance check against these
-    # abstract classes would cost more than the shortcut saves).
-    return getattr(type(obj), name, None) is getattr(base, name) and name not in getattr(
+def _native(obj: Any, base: type, name: str) -> Optional[Callable[..., Any]]:
+    """The Rust method behind ``obj.name`` when that is the stock one from
+    ``base`` (its class does not override it, nor its instance shadow it),
+    else None. Compares the methods themselves: an isinstance check against
+    these abstract classes would cost more than the shortcut saves."""
+    if getattr(type(obj), name, None) is not getattr(base, name) or name in getattr(
         obj, "__dict__", ()
-    )
-
-
-def _native(recorder: Any, base: type, name: str) -> Optional[Callable[..., Any]]:
-    if not _is_stock(recorder, base, name):
+    ):
         return None
-    return getattr(recorder._recorder, name, None)
+    return getattr(getattr(obj, "_recorder", None), name, None)
 
 
 def native_insert(event_store: Any) -> Optional[Callable[[List[Any], Any], Any]]:
     """The Rust ``insert_events(stored_events, tracking)`` that a stock
     ``event_store.put`` ends in, or None when the store or its recorder is
     customised."""
-    if not _is_stock(event_store, EventStore, "put"):
+    if getattr(type(event_store), "put", None) is not EventStore.put or "put" in getattr(
+        event_store, "__dict__", ()
+    ):
         return None
     return _native(event_store.recorder, NativeAggregateRecorder, "insert_events")
 

@@ -13,7 +13,6 @@ from collections import defaultdict
 from threading import Event, Thread
 from typing import (
     Any,
-    Callable,
     Dict,
     Iterable,
     Iterator,
@@ -103,13 +102,6 @@ class Follower(Application):
         # The (leader, notification id) being processed; left in place when
         # processing fails, so the runner can say which notification failed.
         self.processing: Optional[Tuple[str, int]] = None
-        # Per leader, its log and the Rust select behind it when the log is
-        # a stock local one (None if not), found on the first pull.
-        self._selectors: Dict[str, Tuple[Any, Any, Any]] = {}
-        # The recorder's max_tracking_id, direct when the recorder is stock.
-        self._tracking_source: Tuple[Any, Callable[[str], int]] = (None, int)
-        # The event store's put for tracked inserts, direct when stock.
-        self._put_source: Tuple[Any, Any, Any, Any] = (None, _NO_RECORDER, None, None)
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -124,7 +116,6 @@ class Follower(Application):
         reader = NotificationLogReader(log)
         mapper = self.construct_mapper(name)
         self.readers[name] = (reader, mapper)
-        self._selectors.pop(name, None)
 
     def pull_and_process(self, name: str) -> None:
         """Processes the named leader's notifications from the one after
@@ -163,13 +154,9 @@ class Follower(Application):
     def _pull_in_batches(self, name: str, batch_size: int) -> None:
         reader, mapper = self.readers[name]
         start = self._next_position(name)
-        log = reader.notification_log
-        source = getattr(log, "recorder", None)
-        cached = self._selectors.get(name)
-        if cached is None or cached[0] is not log or cached[1] is not source:
-            select = shortcuts.selector(log, LocalNotificationLog)
-            cached = self._selectors[name] = (log, source, select)
-        select = cached[2]
+        # Found afresh on each pull, so that a method replaced since the
+        # last one (on an instance, or patched on a class) is honoured.
+        select = shortcuts.selector(reader.notification_log, LocalNotificationLog)
         if select:
             # A page at a time straight from the leader's Rust recorder.
             notifications: Iterable[Notification] = select(start, batch_size)
@@ -263,10 +250,7 @@ class Follower(Application):
     def _next_position(self, name: str) -> int:
         # The recorder is the authority (another process may have moved it
         # on); the book keeps what it says for the checks below.
-        recorder = self.recorder
-        if self._tracking_source[0] is not recorder:
-            self._tracking_source = (recorder, shortcuts.tracking_reader(recorder))
-        position = self._tracking_source[1](name)
+        position = shortcuts.tracking_reader(self.recorder)(name)
         self.tracking_book.learn(name, position)
         return position + 1
 
@@ -279,26 +263,9 @@ class Follower(Application):
         name = tracking.application_name
         self.tracking_book.check(name, tracking.notification_id)
         store = self.events
-        # The Rust recorder's insert, when the store, its recorder and its
-        # mapper are the ones it was found for and nothing has been set on
-        # them since; checked here rather than in a helper, since a call
-        # costs as much as the layers skipped.
-        source = self._put_source
-        recorder = source[1]
-        if not (
-            source[0] is store
-            and store.recorder is recorder
-            and store.mapper is source[2]
-            and "put" not in store.__dict__
-            and "insert_events" not in recorder.__dict__
-        ):
-            source = self._put_source = (
-                store,
-                store.recorder,
-                store.mapper,
-                shortcuts.native_insert(store),
-            )
-        insert = source[3]
+        # The Rust recorder's insert when the store and recorder are stock
+        # (found afresh for each batch, so a replaced method is honoured).
+        insert = shortcuts.native_insert(store)
         try:
             if insert is not None:
                 insert(list(map(store.mapper.from_domain_event, events)), tracking)
@@ -308,13 +275,6 @@ class Follower(Application):
             self.tracking_book.forget(name)
             raise
         self.tracking_book.advance(name, tracking.notification_id)
-
-
-class _NoRecorder:
-    """Stands for "no recorder yet" in a follower's insert shortcut."""
-
-
-_NO_RECORDER = _NoRecorder()
 
 
 class _RecorderPages:
@@ -556,7 +516,7 @@ class SingleThreadedRunner(Runner, Promptable):
         try:
             while self.prompts_received:
                 prompt = self.prompts_received.pop(0)
-                for follower in self._followers_of.get(prompt, ()):
+                for follower in self._followers_of[prompt]:
                     try:
                         follower.pull_and_process(prompt)
                     except Exception as error:

@@ -19,7 +19,11 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    /// The key as a Python string: the cached one when there is one.
+    /// The key as a Python string: the cached one, or one newly cached;
+    /// None (make a plain string) for a long key or once the cache is
+    /// full. Only cached keys are interned: interned strings are immortal
+    /// on some Python versions, so interning every key of a dict keyed by
+    /// data would keep each one for good.
     pub fn get<'py>(&self, py: Python<'py>, key: &str) -> Option<Bound<'py, PyString>> {
         if key.len() > MAX_KEY_LEN {
             return None;
@@ -29,10 +33,11 @@ impl KeyCache {
         if let Some(cached) = keys.get(key) {
             return Some(cached.bind(py).clone());
         }
-        let interned = PyString::intern(py, key);
-        if keys.len() < MAX_KEYS {
-            keys.insert(key.into(), interned.clone().unbind());
+        if keys.len() >= MAX_KEYS {
+            return None;
         }
+        let interned = PyString::intern(py, key);
+        keys.insert(key.into(), interned.clone().unbind());
         Some(interned)
     }
 }
