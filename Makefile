@@ -49,6 +49,8 @@ pg-stop:
 
 pytest: setup pg
 	$(PY) -m pytest tests -q
+	# Each benchmark once, untimed, so that the suites keep working.
+	$(PY) -m pytest benches -q --benchmark-disable
 
 conformance: setup pg
 	$(PY) tests/conformance/run.py --require-postgres

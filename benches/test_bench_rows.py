@@ -39,4 +39,5 @@ def test_row(benchmark: Any, row: Tuple[str, str, str, str, int]) -> None:
     expected = 2 * count if name == "pipeline" else count
     assert events == expected
     benchmark.extra_info["events"] = events
-    benchmark.extra_info["events_per_second"] = round(events / benchmark.stats.stats.min)
+    if benchmark.stats is not None:  # None under --benchmark-disable
+        benchmark.extra_info["events_per_second"] = round(events / benchmark.stats.stats.min)
