@@ -237,3 +237,37 @@ def test_methods_replaced_after_the_first_pull_are_called(
     counter.pull_and_process("Clock")
     assert calls, f"{whose} recorder's replaced {method} was not called"
     assert counter.recorder.max_tracking_id("Clock") == 5
+
+
+def test_a_batch_whose_insert_fails_once_is_recorded_exactly_once_on_retry() -> None:
+    # The first insert of a full batch fails (say, a lock held too long);
+    # processed again one notification at a time it succeeds, and the rest
+    # of the pull carries on from there without processing anything twice.
+    clock = Clock()
+    clock.tick(25)
+    counter = Counter()
+    counter.pull_batch_size = 10
+    counter.follow("Clock", clock.log)
+    original = counter.recorder.insert_events
+    failures = [1]
+
+    def flaky_insert(stored_events: Any, **kwargs: Any) -> Any:
+        if failures and len(stored_events) > 1:
+            failures.pop()
+            raise IntegrityError("transient failure")
+        return original(stored_events, **kwargs)
+
+    counter.recorder.insert_events = flaky_insert  # type: ignore[method-assign]
+    policy_calls: List[int] = []
+    policy = counter.policy
+
+    def counting_policy(domain_event: Any, process_event: ProcessEvent) -> None:
+        policy_calls.append(domain_event.n)
+        policy(domain_event, process_event)
+
+    counter.policy = counting_policy  # type: ignore[method-assign]
+    counter.pull_and_process("Clock")
+    assert counter.recorder.max_tracking_id("Clock") == 25
+    assert counter.repository.get(TALLY_ID).seen == list(range(25))
+    # The failed batch (0-9), then each of the 25 once, one at a time.
+    assert policy_calls == list(range(10)) + list(range(25))

@@ -178,8 +178,11 @@ class Follower(Application):
                     pending.events += process_event.events
                     pending.tracking = process_event.tracking
                     pending.notifications += 1
-                    if pending.notifications >= batch_size:
-                        self._record_pending(name, pending)
+                    if pending.notifications >= batch_size and self._record_pending(name, pending):
+                        # Recorded by pulling again one at a time, which
+                        # went on to the end of the log: nothing is left.
+                        self.processing = None
+                        return
                 # A short page is the end of the log for now.
                 if not select or len(notifications) < batch_size:  # type: ignore[arg-type]
                     break
@@ -197,9 +200,13 @@ class Follower(Application):
         self._record_pending(name, pending)
         self.processing = None
 
-    def _record_pending(self, name: str, pending: PendingEvents) -> None:
+    def _record_pending(self, name: str, pending: PendingEvents) -> bool:
+        """Records the pending batch. If its insert fails, nothing of it was
+        written, and the leader is pulled again one notification at a
+        time (to the end of its log), so the error, if it recurs, names the
+        notification at fault; True says that happened."""
         if not pending.notifications:
-            return
+            return False
         events, tracking, count = pending.take()
         try:
             self._put_tracked(events, tracking)
@@ -214,8 +221,9 @@ class Follower(Application):
                 self.pull_and_process(name)
             finally:
                 self.pull_batch_size = saved
-            return
+            return True
         self.notify(events)
+        return False
 
     def _note_failure(
         self,
