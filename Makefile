@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 PYLIBDIR := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 CARGO_ENV := PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PYLIBDIR)
 
-.PHONY: all setup develop run test lint rust-test pytest conformance pg pg-stop bench compare soak clean
+.PHONY: all setup develop run test lint rust-test pytest conformance pg pg-stop bench compare clean
 
 all: test
 
