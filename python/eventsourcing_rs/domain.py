@@ -17,6 +17,7 @@ import os
 from abc import ABC, ABCMeta
 from dataclasses import MISSING, dataclass, fields
 from datetime import datetime, tzinfo
+from functools import partial
 from types import FunctionType, WrapperDescriptorType
 from typing import (
     Any,
@@ -84,6 +85,14 @@ def _unused_name(name: str, taken: Set[str]) -> str:
     while name in taken:
         name += "_"
     taken.add(name)
+    return name
+
+
+def _closure_constant(name: str, value: Any, *, closure: Dict[str, Any], taken: Set[str]) -> str:
+    """Return a name, unused so far (see :func:`_unused_name`), under which
+    ``value`` is passed to generated source through ``closure``."""
+    name = _unused_name(name, taken)
+    closure[name] = value
     return name
 
 
@@ -1399,8 +1408,7 @@ def _binding_lines(
         [f"return {targets}"],
         namespace,
     )
-    binder_var = _unused_name("bind", taken)
-    closure[binder_var] = binder
+    binder_var = _closure_constant("bind", binder, closure=closure, taken=taken)
     all_by_keyword = " and ".join(
         [f"not {args_var}", f"len({kwargs_var}) == {len(names)}"]
         + [f"{name!r} in {kwargs_var}" for name in names]
@@ -1426,10 +1434,8 @@ def _timestamp_line(timestamp_var: str, closure: Dict[str, Any], taken: Set[str]
     """Return a source line that sets ``timestamp_var`` to
     ``datetime.now(TZINFO)``, with the method looked up beforehand while
     the module's ``datetime`` is the class it was looked up on."""
-    datetime_var = _unused_name("datetime_class", taken)
-    now_var = _unused_name("now", taken)
-    closure[datetime_var] = datetime
-    closure[now_var] = datetime.now
+    datetime_var = _closure_constant("datetime_class", datetime, closure=closure, taken=taken)
+    now_var = _closure_constant("now", datetime.now, closure=closure, taken=taken)
     return (
         f"{timestamp_var} = {now_var}(TZINFO) if datetime is {datetime_var} "
         "else datetime.now(TZINFO)"
@@ -1477,10 +1483,7 @@ def _generate_creator(cls: MetaAggregate) -> Callable[..., Any] | None:
     taken = set(bound)
     closure: Dict[str, Any] = {}
 
-    def constant(name: str, value: Any) -> str:
-        name = _unused_name(name, taken)
-        closure[name] = value
-        return name
+    constant = partial(_closure_constant, closure=closure, taken=taken)
 
     id_var = "id" if "id" in bound else _unused_name("id", taken)
     init_names = list(extra_fields)
@@ -1628,10 +1631,7 @@ def _generate_trigger(
     taken = set(given)
     closure: Dict[str, Any] = {}
 
-    def constant(name: str, value: Any) -> str:
-        name = _unused_name(name, taken)
-        closure[name] = value
-        return name
+    constant = partial(_closure_constant, closure=closure, taken=taken)
 
     aggregate_var = _unused_name("aggregate", taken)
     args_var = _unused_name("args", taken)
@@ -1721,13 +1721,11 @@ def _generate_rebuilder(cls: MetaAggregate) -> Callable[[Dict[str, Any]], Any] |
         return None
     taken: Set[str] = set()
     closure: Dict[str, Any] = {}
+    constant = partial(_closure_constant, closure=closure, taken=taken)
     state_var = _unused_name("state", taken)
-    cls_var = _unused_name("cls", taken)
-    closure[cls_var] = cls
-    new_var = _unused_name("new_object", taken)
-    closure[new_var] = _new_object
-    init_var = _unused_name("init", taken)
-    closure[init_var] = init
+    cls_var = constant("cls", cls)
+    new_var = constant("new_object", _new_object)
+    init_var = constant("init", init)
     agg_var = _unused_name("agg", taken)
     id_var = _unused_name("originator_id", taken)
     version_var = _unused_name("originator_version", taken)
@@ -1797,16 +1795,13 @@ def _generate_mutator(event_cls: type) -> Callable[[Any, Any], Any] | None:
         return None
     taken: Set[str] = set()
     closure: Dict[str, Any] = {}
+    constant = partial(_closure_constant, closure=closure, taken=taken)
     event_var = _unused_name("event", taken)
     obj_var = _unused_name("obj", taken)
-    general_var = _unused_name("mutate_generally", taken)
-    closure[general_var] = _mutate_generally
-    plain_var = _unused_name("plain_classes", taken)
-    closure[plain_var] = _plain_aggregate_classes
-    is_plain_var = _unused_name("is_plain", taken)
-    closure[is_plain_var] = _is_plain_aggregate_class
-    method_var = _unused_name("method", taken)
-    closure[method_var] = method
+    general_var = constant("mutate_generally", _mutate_generally)
+    plain_var = constant("plain_classes", _plain_aggregate_classes)
+    is_plain_var = constant("is_plain", _is_plain_aggregate_class)
+    method_var = constant("method", method)
     state_var = _unused_name("state", taken)
     plain_result_var = _unused_name("plain", taken)
     version_var = _unused_name("version", taken)
