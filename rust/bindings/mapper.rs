@@ -49,6 +49,19 @@ fn class_version(cls: &Bound<'_, PyAny>) -> PyResult<i64> {
     }
 }
 
+/// `data` passed through `hook.method(data)` when there is a hook (the
+/// mapper's compressor or cipher), else `data` itself.
+fn through<'py>(
+    hook: &Option<Py<PyAny>>,
+    method: &Bound<'py, PyString>,
+    data: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    match hook {
+        Some(hook) => hook.bind(data.py()).call_method1(method, (data,)),
+        None => Ok(data),
+    }
+}
+
 fn add_note(py: Python<'_>, err: &PyErr, note: String) {
     let _ = err.value(py).call_method1(intern!(py, "add_note"), (note,));
 }
@@ -108,17 +121,9 @@ impl EventMapper {
         py: Python<'py>,
         stored: &StoredEvent,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let mut data = stored.state.bind(py).clone().into_any();
-        if let Some(cipher) = &self.cipher {
-            data = cipher
-                .bind(py)
-                .call_method1(intern!(py, "decrypt"), (data,))?;
-        }
-        if let Some(compressor) = &self.compressor {
-            data = compressor
-                .bind(py)
-                .call_method1(intern!(py, "decompress"), (data,))?;
-        }
+        let data = stored.state.bind(py).clone().into_any();
+        let data = through(&self.cipher, intern!(py, "decrypt"), data)?;
+        let data = through(&self.compressor, intern!(py, "decompress"), data)?;
         let bytes = data.cast::<PyBytes>()?;
         // Only text the Rust parser refuses goes to the Python transcoder
         // (which defers to Python's json); errors from transcodings stand.
@@ -195,21 +200,13 @@ impl EventMapper {
         } else {
             None
         };
-        let mut state = self
+        let state = self
             .codec
             .borrow(py)
             .encode_state(&dict, &["originator_id", "originator_version"], extra)?
             .into_any();
-        if let Some(compressor) = &self.compressor {
-            state = compressor
-                .bind(py)
-                .call_method1(intern!(py, "compress"), (state,))?;
-        }
-        if let Some(cipher) = &self.cipher {
-            state = cipher
-                .bind(py)
-                .call_method1(intern!(py, "encrypt"), (state,))?;
-        }
+        let state = through(&self.compressor, intern!(py, "compress"), state)?;
+        let state = through(&self.cipher, intern!(py, "encrypt"), state)?;
         Ok(StoredEvent::from_parts(
             originator_id,
             key,
