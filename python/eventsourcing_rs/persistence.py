@@ -20,8 +20,10 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Protocol,
     Sequence,
     Type,
+    TypeVar,
     cast,
 )
 from uuid import UUID
@@ -443,6 +445,13 @@ class EventStore(Generic[TDomainEvent]):
         )
 
 
+class _Tabled(Protocol):
+    def create_table(self) -> None: ...
+
+
+TTabled = TypeVar("TTabled", bound=_Tabled)
+
+
 class InfrastructureFactory(ABC):
     """Builds an application's persistence from its environment."""
 
@@ -452,6 +461,7 @@ class InfrastructureFactory(ABC):
     CIPHER_KEY = "CIPHER_KEY"
     COMPRESSOR_TOPIC = "COMPRESSOR_TOPIC"
     IS_SNAPSHOTTING_ENABLED = "IS_SNAPSHOTTING_ENABLED"
+    CREATE_TABLE = "CREATE_TABLE"
 
     @classmethod
     def construct(
@@ -544,6 +554,18 @@ class InfrastructureFactory(ABC):
         """Whether ``IS_SNAPSHOTTING_ENABLED`` is true (it is off by default)."""
         value = self.getenv(self.IS_SNAPSHOTTING_ENABLED, "no") or "no"
         return bool(strtobool(value))
+
+    def env_create_table(self) -> bool:
+        """Whether ``CREATE_TABLE`` asks recorders of database tables to
+        create them (it does unless set to a false value)."""
+        value = self.getenv(self.CREATE_TABLE, "yes") or "yes"
+        return bool(strtobool(value))
+
+    def _with_tables(self, recorder: TTabled) -> TTabled:
+        """``recorder``, its tables created first if ``CREATE_TABLE`` asks."""
+        if self.env_create_table():
+            recorder.create_table()
+        return recorder
 
 
 __all__ = [

@@ -1080,7 +1080,6 @@ class Factory(InfrastructureFactory):
     POSTGRES_PRE_PING = "POSTGRES_PRE_PING"
     POSTGRES_LOCK_TIMEOUT = "POSTGRES_LOCK_TIMEOUT"
     POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT = "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT"
-    CREATE_TABLE = "CREATE_TABLE"
 
     def __init__(self, application_name: str, env: Mapping[str, str]):
         super().__init__(application_name, env)
@@ -1136,37 +1135,29 @@ class Factory(InfrastructureFactory):
         return self.application_name.lower() or default
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
-        recorder = PostgresAggregateRecorder(
-            datastore=self.datastore,
-            events_table_name=f"{self._table_prefix('stored')}_{purpose}",
+        return self._with_tables(
+            PostgresAggregateRecorder(
+                datastore=self.datastore,
+                events_table_name=f"{self._table_prefix('stored')}_{purpose}",
+            )
         )
-        if self.env_create_table():
-            recorder.create_table()
-        return recorder
 
     def application_recorder(self) -> ApplicationRecorder:
-        recorder = PostgresApplicationRecorder(
-            datastore=self.datastore,
-            events_table_name=f"{self._table_prefix('stored')}_events",
+        return self._with_tables(
+            PostgresApplicationRecorder(
+                datastore=self.datastore,
+                events_table_name=f"{self._table_prefix('stored')}_events",
+            )
         )
-        if self.env_create_table():
-            recorder.create_table()
-        return recorder
 
     def process_recorder(self) -> ProcessRecorder:
-        recorder = PostgresProcessRecorder(
-            datastore=self.datastore,
-            events_table_name=f"{self._table_prefix('stored')}_events",
-            tracking_table_name=f"{self._table_prefix('notification')}_tracking",
+        return self._with_tables(
+            PostgresProcessRecorder(
+                datastore=self.datastore,
+                events_table_name=f"{self._table_prefix('stored')}_events",
+                tracking_table_name=f"{self._table_prefix('notification')}_tracking",
+            )
         )
-        if self.env_create_table():
-            recorder.create_table()
-        return recorder
-
-    def env_create_table(self) -> bool:
-        """Whether ``CREATE_TABLE`` asks for tables to be created (it does
-        unless set to a false value)."""
-        return bool(strtobool(self.getenv(self.CREATE_TABLE) or "yes"))
 
 
 __all__ = [

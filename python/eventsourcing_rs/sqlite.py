@@ -36,7 +36,6 @@ from eventsourcing_rs.persistence import (
     InfrastructureFactory,
     ProcessRecorder,
 )
-from eventsourcing_rs.utils import strtobool
 
 SQLITE3_DEFAULT_LOCK_TIMEOUT = 5
 
@@ -134,7 +133,6 @@ class Factory(InfrastructureFactory):
 
     SQLITE_DBNAME = "SQLITE_DBNAME"
     SQLITE_LOCK_TIMEOUT = "SQLITE_LOCK_TIMEOUT"
-    CREATE_TABLE = "CREATE_TABLE"
 
     def __init__(self, application_name: str, env: Mapping[str, str]):
         super().__init__(application_name, env)
@@ -157,29 +155,15 @@ class Factory(InfrastructureFactory):
         self.datastore = SQLiteDatastore(db_name=db_name, lock_timeout=lock_timeout)
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
-        recorder = SQLiteAggregateRecorder(
-            datastore=self.datastore, events_table_name="stored_" + purpose
+        return self._with_tables(
+            SQLiteAggregateRecorder(datastore=self.datastore, events_table_name="stored_" + purpose)
         )
-        if self.env_create_table():
-            recorder.create_table()
-        return recorder
 
     def application_recorder(self) -> ApplicationRecorder:
-        recorder = SQLiteApplicationRecorder(datastore=self.datastore)
-        if self.env_create_table():
-            recorder.create_table()
-        return recorder
+        return self._with_tables(SQLiteApplicationRecorder(datastore=self.datastore))
 
     def process_recorder(self) -> ProcessRecorder:
-        recorder = SQLiteProcessRecorder(datastore=self.datastore)
-        if self.env_create_table():
-            recorder.create_table()
-        return recorder
-
-    def env_create_table(self) -> bool:
-        """Whether ``CREATE_TABLE`` asks for tables (it does by default)."""
-        value = self.getenv(self.CREATE_TABLE, "yes") or "yes"
-        return bool(strtobool(value))
+        return self._with_tables(SQLiteProcessRecorder(datastore=self.datastore))
 
 
 __all__ = [
