@@ -53,13 +53,18 @@ def native_insert(event_store: Any) -> Optional[Callable[[List[Any], Any], Any]]
     return _native(event_store.recorder, NativeAggregateRecorder, "insert_events")
 
 
-def selector(log: Any, local_log_type: Any) -> Optional[Callable[[int, int], List[Notification]]]:
-    """The Rust ``select_notifications(start, limit)`` behind a stock local
-    notification log (of exactly ``local_log_type``), or None for any
-    other log."""
+def page_reader(
+    log: Any, local_log_type: Any
+) -> Optional[Callable[[int, int], List[Notification]]]:
+    """``select_notifications(start, limit)`` of the recorder behind a stock
+    local notification log (of exactly ``local_log_type``): the Rust method
+    when the recorder's is the stock one, else the recorder's own. None for
+    any other log, or one whose ``select`` is set on the instance."""
     if type(log) is not local_log_type or "select" in log.__dict__:
         return None
-    return _native(log.recorder, NativeApplicationRecorder, "select_notifications")
+    recorder = log.recorder
+    native = _native(recorder, NativeApplicationRecorder, "select_notifications")
+    return native if native is not None else recorder.select_notifications
 
 
 def tracking_reader(recorder: Any) -> Callable[[str], int]:

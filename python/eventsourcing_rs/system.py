@@ -156,12 +156,13 @@ class Follower(Application):
         start = self._next_position(name)
         # Found afresh on each pull, so that a method replaced since the
         # last one (on an instance, or patched on a class) is honoured.
-        select = shortcuts.selector(reader.notification_log, LocalNotificationLog)
+        select = shortcuts.page_reader(reader.notification_log, LocalNotificationLog)
         if select:
-            # A page at a time straight from the leader's Rust recorder.
+            # A batch at a time straight from the leader's recorder (the
+            # stock log's select would cap each page at its section size).
             notifications: Iterable[Notification] = select(start, batch_size)
         else:
-            notifications = _local_pages(reader, start, batch_size) or reader.select(start=start)
+            notifications = reader.select(start=start)
         store = self.events
         pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
         notification: Optional[Notification] = None
@@ -283,29 +284,6 @@ class Follower(Application):
             self.tracking_book.forget(name)
             raise
         self.tracking_book.advance(name, tracking.notification_id)
-
-
-class _RecorderPages:
-    """Pages of a recorder's notifications, in the shape of a log's
-    ``select`` (the Rust reader calls ``select(start, limit)``)."""
-
-    def __init__(self, recorder: Any):
-        self.select = recorder.select_notifications
-
-
-def _local_pages(
-    reader: NotificationLogReader, start: int, page_size: int
-) -> Optional[Iterator[Notification]]:
-    """Reads a leader in this process straight from its recorder, a batch
-    per page, when its log is the stock local one (whose ``select`` would
-    only cap the page at its section size); None for any other log."""
-    log = reader.notification_log
-    if type(log) is not LocalNotificationLog:
-        return None
-    return cast(
-        Iterator[Notification],
-        _core.SelectReader(_RecorderPages(log.recorder), start, max(page_size, 1)),
-    )
 
 
 class Promptable(ABC):
