@@ -4,8 +4,14 @@
 //! layer stores its own record type (with Python objects) behind an `Arc`.
 //! Each insert is all or nothing: every check runs before anything changes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+use foldhash::fast::RandomState;
+
+/// Batches up to this size are checked for duplicate positions pairwise,
+/// without building a set: most inserts carry one or a few events.
+const PAIRWISE_CHECK_MAX: usize = 16;
 
 /// Why an insert was refused. Nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,8 +39,12 @@ pub struct NewEvent<T> {
 pub struct MemoryStore<T> {
     /// Notification order: the notification id of `records[i]` is `i + 1`.
     records: Vec<(u128, i64, Arc<T>)>,
-    /// Per aggregate: version -> index into `records`.
-    index: HashMap<u128, BTreeMap<i64, usize>>,
+    /// Per aggregate: (version, index into `records`), sorted by version.
+    /// Versions nearly always arrive in order, so this is an append; most
+    /// aggregates hold a handful of events, for which a vector is smaller
+    /// and quicker than a tree. Keys are UUIDs, hashed with foldhash
+    /// (seeded per store) rather than SipHash.
+    index: HashMap<u128, Vec<(i64, usize)>, RandomState>,
     tracking: HashMap<String, i64>,
 }
 
@@ -42,7 +52,7 @@ impl<T> Default for MemoryStore<T> {
     fn default() -> Self {
         MemoryStore {
             records: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             tracking: HashMap::new(),
         }
     }
@@ -69,23 +79,37 @@ impl<T> MemoryStore<T> {
         events: &[NewEvent<T>],
         tracking: Option<(&str, i64)>,
     ) -> Result<(), InsertError> {
-        let mut seen = HashSet::with_capacity(events.len());
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
             if self
                 .index
                 .get(&e.originator_id)
-                .is_some_and(|versions| versions.contains_key(&e.version))
+                .is_some_and(|versions| find_version(versions, e.version).is_ok())
             {
                 return Err(InsertError::Conflict {
                     originator_id: e.originator_id,
                     version: e.version,
                 });
             }
-            if !seen.insert((e.originator_id, e.version)) {
+            if events.len() <= PAIRWISE_CHECK_MAX
+                && events[..i]
+                    .iter()
+                    .any(|o| o.originator_id == e.originator_id && o.version == e.version)
+            {
                 return Err(InsertError::DuplicateInBatch {
                     originator_id: e.originator_id,
                     version: e.version,
                 });
+            }
+        }
+        if events.len() > PAIRWISE_CHECK_MAX {
+            let mut seen = HashSet::with_capacity(events.len());
+            for e in events {
+                if !seen.insert((e.originator_id, e.version)) {
+                    return Err(InsertError::DuplicateInBatch {
+                        originator_id: e.originator_id,
+                        version: e.version,
+                    });
+                }
             }
         }
         if let Some((name, id)) = tracking {
@@ -111,15 +135,25 @@ impl<T> MemoryStore<T> {
         let mut ids = Vec::with_capacity(events.len());
         for e in events {
             let position = self.records.len();
-            self.index
-                .entry(e.originator_id)
-                .or_default()
-                .insert(e.version, position);
+            let versions = self.index.entry(e.originator_id).or_default();
+            match versions.last() {
+                Some(&(last, _)) if last >= e.version => {
+                    // Checked above: the version is not recorded yet.
+                    let at = find_version(versions, e.version).unwrap_err();
+                    versions.insert(at, (e.version, position));
+                }
+                _ => versions.push((e.version, position)),
+            }
             self.records.push((e.originator_id, e.version, e.record));
             ids.push(position as i64 + 1);
         }
         if let Some((name, id)) = tracking {
-            self.tracking.insert(name.to_string(), id);
+            match self.tracking.get_mut(name) {
+                Some(last) => *last = id,
+                None => {
+                    self.tracking.insert(name.to_string(), id);
+                }
+            }
         }
         Ok(ids)
     }
@@ -128,26 +162,23 @@ impl<T> MemoryStore<T> {
         let Some(versions) = self.index.get(&originator_id) else {
             return Vec::new();
         };
-        let lower = match q.gt {
-            Some(gt) => std::ops::Bound::Excluded(gt),
-            None => std::ops::Bound::Unbounded,
-        };
-        let upper = match q.lte {
-            Some(lte) => std::ops::Bound::Included(lte),
-            None => std::ops::Bound::Unbounded,
-        };
         if let (Some(gt), Some(lte)) = (q.gt, q.lte) {
             if lte <= gt {
                 return Vec::new();
             }
         }
-        let range = versions.range((lower, upper));
+        let from =
+            q.gt.map_or(0, |gt| versions.partition_point(|&(v, _)| v <= gt));
+        let to = q.lte.map_or(versions.len(), |lte| {
+            versions.partition_point(|&(v, _)| v <= lte)
+        });
+        let range = &versions[from..to.max(from)];
         let limit = q.limit.unwrap_or(usize::MAX);
-        let pick = |(_, &i): (&i64, &usize)| self.records[i].2.clone();
+        let pick = |&(_, i): &(i64, usize)| self.records[i].2.clone();
         if q.desc {
-            range.rev().take(limit).map(pick).collect()
+            range.iter().rev().take(limit).map(pick).collect()
         } else {
-            range.take(limit).map(pick).collect()
+            range.iter().take(limit).map(pick).collect()
         }
     }
 
@@ -170,6 +201,11 @@ impl<T> MemoryStore<T> {
     pub fn max_tracking_id(&self, application_name: &str) -> i64 {
         self.tracking.get(application_name).copied().unwrap_or(0)
     }
+}
+
+/// Where `version` is in `versions` (sorted by version), or where it would go.
+fn find_version(versions: &[(i64, usize)], version: i64) -> Result<usize, usize> {
+    versions.binary_search_by_key(&version, |&(v, _)| v)
 }
 
 #[cfg(test)]
@@ -229,5 +265,33 @@ mod tests {
         assert_eq!(s.select_notifications(0, 10).len(), 3);
         assert_eq!(s.select_notifications(3, 10)[0].0, 3);
         assert!(s.select_notifications(4, 10).is_empty());
+    }
+
+    #[test]
+    fn versions_out_of_order_are_kept_in_order() {
+        let mut s = MemoryStore::new();
+        s.insert(vec![ev(1, 5), ev(1, 2)], None).unwrap();
+        s.insert(vec![ev(1, 3)], None).unwrap();
+        let all = |s: &MemoryStore<&str>, q| s.select_events(1, q).len();
+        assert_eq!(all(&s, EventQuery::default()), 3);
+        let q = EventQuery {
+            gt: Some(2),
+            lte: Some(4),
+            ..Default::default()
+        };
+        assert_eq!(all(&s, q), 1);
+        assert!(matches!(
+            s.insert(vec![ev(1, 3)], None),
+            Err(InsertError::Conflict { version: 3, .. })
+        ));
+        let mut ordered = Vec::new();
+        for version in 1..=40 {
+            ordered.push(ev(9, version));
+        }
+        ordered.push(ev(9, 7));
+        assert!(matches!(
+            s.insert(ordered, None),
+            Err(InsertError::DuplicateInBatch { version: 7, .. })
+        ));
     }
 }
