@@ -49,7 +49,12 @@ class PendingEvents:
         """The events, the last tracking record and the number of
         notifications of the batch, which is then cleared."""
         taken = (self.events, self.tracking, self.notifications)
-        self.clear()
+        self.events = []
+        self.tracking = None
+        self.notifications = 0
+        if self._indexed:
+            self._by_aggregate.clear()
+            self._indexed = 0
         return taken
 
     def clear(self) -> None:

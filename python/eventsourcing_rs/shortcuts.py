@@ -20,7 +20,7 @@ call that one still applies costs as much as the layers it would skip.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 from eventsourcing_rs.native_recorder import (
     NativeAggregateRecorder,
@@ -29,45 +29,72 @@ from eventsourcing_rs.native_recorder import (
 )
 from eventsourcing_rs.persistence import EventStore, Notification
 
+_STOCK_PUT = EventStore.put
+_STOCK_TRACKING = NativeProcessRecorder.max_tracking_id
+_STOCK_SELECT = NativeApplicationRecorder.select_notifications
+_STOCK_INSERT = NativeAggregateRecorder.insert_events
 
-def _native(obj: Any, base: type, name: str) -> Optional[Callable[..., Any]]:
-    """The Rust method behind ``obj.name`` when that is the stock one from
-    ``base`` (its class does not override it, nor its instance shadow it),
-    else None. Compares the methods themselves: an isinstance check against
-    these abstract classes would cost more than the shortcut saves."""
-    if getattr(type(obj), name, None) is not getattr(base, name) or name in getattr(
-        obj, "__dict__", ()
+
+def follower_calls(
+    recorder: Any, event_store: Any, log: Any, local_log_type: Any
+) -> Tuple[
+    Callable[[str], int],
+    Optional[Callable[[int, int], List[Notification]]],
+    Optional[Callable[[List[Any], Any], Any]],
+]:
+    """The calls a follower's pull makes, direct where stock:
+
+    - ``max_tracking_id(name)`` of the follower's recorder: the Rust method
+      when the recorder's is the stock one, else the recorder's own;
+    - ``select_notifications(start, limit)`` of the recorder behind a
+      stock local notification log (of exactly ``local_log_type``), Rust
+      or the recorder's own likewise; None for any other log, or one whose
+      ``select`` is set on the instance;
+    - the Rust ``insert_events(stored_events, tracking)`` that a stock
+      ``event_store.put`` ends in; None when the store or its recorder is
+      customised.
+
+    A method is stock when its class does not override it and no instance
+    attribute shadows it. The methods themselves are compared: an
+    isinstance check against these abstract classes would cost more than
+    the shortcut saves. With the single-threaded runner a pull usually
+    carries one notification, so every check is paid per event; they are
+    written out in one function because each level of Python call costs
+    about as much as a check.
+    """
+    recorder_type = type(recorder)
+    recorder_dict = getattr(recorder, "__dict__", ())
+    rust = getattr(recorder, "_recorder", None)
+    if (
+        rust is not None
+        and getattr(recorder_type, "max_tracking_id", None) is _STOCK_TRACKING
+        and "max_tracking_id" not in recorder_dict
     ):
-        return None
-    return getattr(getattr(obj, "_recorder", None), name, None)
+        position: Callable[[str], int] = rust.max_tracking_id
+    else:
+        position = recorder.max_tracking_id
 
+    select: Optional[Callable[[int, int], List[Notification]]] = None
+    if type(log) is local_log_type and "select" not in getattr(log, "__dict__", ()):
+        leader = log.recorder
+        leader_rust = getattr(leader, "_recorder", None)
+        if (
+            leader_rust is not None
+            and getattr(type(leader), "select_notifications", None) is _STOCK_SELECT
+            and "select_notifications" not in getattr(leader, "__dict__", ())
+        ):
+            select = leader_rust.select_notifications
+        else:
+            select = leader.select_notifications
 
-def native_insert(event_store: Any) -> Optional[Callable[[List[Any], Any], Any]]:
-    """The Rust ``insert_events(stored_events, tracking)`` that a stock
-    ``event_store.put`` ends in, or None when the store or its recorder is
-    customised."""
-    if getattr(type(event_store), "put", None) is not EventStore.put or "put" in getattr(
-        event_store, "__dict__", ()
+    insert: Optional[Callable[[List[Any], Any], Any]] = None
+    if (
+        getattr(type(event_store), "put", None) is _STOCK_PUT
+        and "put" not in getattr(event_store, "__dict__", ())
+        and event_store.recorder is recorder
+        and rust is not None
+        and getattr(recorder_type, "insert_events", None) is _STOCK_INSERT
+        and "insert_events" not in recorder_dict
     ):
-        return None
-    return _native(event_store.recorder, NativeAggregateRecorder, "insert_events")
-
-
-def page_reader(
-    log: Any, local_log_type: Any
-) -> Optional[Callable[[int, int], List[Notification]]]:
-    """``select_notifications(start, limit)`` of the recorder behind a stock
-    local notification log (of exactly ``local_log_type``): the Rust method
-    when the recorder's is the stock one, else the recorder's own. None for
-    any other log, or one whose ``select`` is set on the instance."""
-    if type(log) is not local_log_type or "select" in log.__dict__:
-        return None
-    recorder = log.recorder
-    native = _native(recorder, NativeApplicationRecorder, "select_notifications")
-    return native if native is not None else recorder.select_notifications
-
-
-def tracking_reader(recorder: Any) -> Callable[[str], int]:
-    """``recorder.max_tracking_id``, direct when the recorder is stock."""
-    native = _native(recorder, NativeProcessRecorder, "max_tracking_id")
-    return native if native is not None else recorder.max_tracking_id
+        insert = rust.insert_events
+    return position, select, insert

@@ -13,6 +13,7 @@ from collections import defaultdict
 from threading import Event, Thread
 from typing import (
     Any,
+    Callable,
     Dict,
     Iterable,
     Iterator,
@@ -37,6 +38,9 @@ from eventsourcing_rs.persistence import (
     Tracking,
 )
 from eventsourcing_rs.utils import get_topic, resolve_topic
+
+# The Rust recorder's insert_events(stored_events, tracking).
+NativeInsert = Callable[[List[Any], Any], Any]
 
 
 class ProcessEvent:
@@ -153,10 +157,13 @@ class Follower(Application):
 
     def _pull_in_batches(self, name: str, batch_size: int) -> None:
         reader, mapper = self.readers[name]
-        start = self._next_position(name)
-        # Found afresh on each pull, so that a method replaced since the
-        # last one (on an instance, or patched on a class) is honoured.
-        select = shortcuts.page_reader(reader.notification_log, LocalNotificationLog)
+        # Found afresh on each pull and each batch, so that a method
+        # replaced since the last one (on an instance, or patched on a
+        # class) is honoured.
+        max_tracking_id, select, insert = shortcuts.follower_calls(
+            self.recorder, self.events, reader.notification_log, LocalNotificationLog
+        )
+        start = self._learn_position(name, max_tracking_id(name))
         if select:
             # A batch at a time straight from the leader's recorder (the
             # stock log's select would cap each page at its section size).
@@ -179,11 +186,13 @@ class Follower(Application):
                     pending.events += process_event.events
                     pending.tracking = process_event.tracking
                     pending.notifications += 1
-                    if pending.notifications >= batch_size and self._record_pending(name, pending):
-                        # Recorded by pulling again one at a time, which
-                        # went on to the end of the log: nothing is left.
-                        self.processing = None
-                        return
+                    if pending.notifications >= batch_size:
+                        if self._record_pending(name, pending, insert):
+                            # Recorded by pulling again one at a time, which
+                            # went on to the end of the log: nothing is left.
+                            self.processing = None
+                            return
+                        insert = self._stock_insert()
                 # A short page is the end of the log for now.
                 if not select or len(notifications) < batch_size:  # type: ignore[arg-type]
                     break
@@ -196,12 +205,14 @@ class Follower(Application):
                     self.processing = (name, notification.id)
                 self._note_failure(error, name, notification, start)
             # What was processed before the failure stands on its own.
-            self._record_pending(name, pending)
+            self._record_pending(name, pending, insert)
             raise
-        self._record_pending(name, pending)
+        self._record_pending(name, pending, insert)
         self.processing = None
 
-    def _record_pending(self, name: str, pending: PendingEvents) -> bool:
+    def _record_pending(
+        self, name: str, pending: PendingEvents, insert: Optional[NativeInsert]
+    ) -> bool:
         """Records the pending batch. If its insert fails, nothing of it was
         written, and the leader is pulled again one notification at a
         time (to the end of its log), so the error, if it recurs, names the
@@ -210,7 +221,7 @@ class Follower(Application):
             return False
         events, tracking, count = pending.take()
         try:
-            self._put_tracked(events, tracking)
+            self._insert_tracked(events, tracking, insert)
         except Exception:
             if count == 1:
                 raise
@@ -257,24 +268,37 @@ class Follower(Application):
         self.notify(process_event.events)
 
     def _next_position(self, name: str) -> int:
+        max_tracking_id = shortcuts.follower_calls(self.recorder, self.events, None, None)[0]
+        return self._learn_position(name, max_tracking_id(name))
+
+    def _learn_position(self, name: str, position: int) -> int:
         # The recorder is the authority (another process may have moved it
         # on); the book keeps what it says for the checks below.
-        position = shortcuts.tracking_reader(self.recorder)(name)
         self.tracking_book.learn(name, position)
         return position + 1
+
+    def _stock_insert(self) -> Optional[NativeInsert]:
+        return shortcuts.follower_calls(self.recorder, self.events, None, None)[2]
 
     def _put_tracked(self, events: List[AggregateEvent], tracking: Optional[Tracking]) -> None:
         """Puts events with their tracking record. A tracking id that does
         not advance past the last one is refused before anything is sent."""
+        self._insert_tracked(events, tracking, self._stock_insert())
+
+    def _insert_tracked(
+        self,
+        events: List[AggregateEvent],
+        tracking: Optional[Tracking],
+        insert: Optional[NativeInsert],
+    ) -> None:
+        # ``insert`` is the Rust recorder's, when the store and recorder
+        # are stock; else the event store puts the events.
         if tracking is None:
             self.events.put(events)
             return
         name = tracking.application_name
         self.tracking_book.check(name, tracking.notification_id)
         store = self.events
-        # The Rust recorder's insert when the store and recorder are stock
-        # (found afresh for each batch, so a replaced method is honoured).
-        insert = shortcuts.native_insert(store)
         try:
             if insert is not None:
                 insert(list(map(store.mapper.from_domain_event, events)), tracking)
