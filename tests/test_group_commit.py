@@ -3,7 +3,7 @@ insert, exactly once, each policy seeing the batch's earlier writes."""
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import pytest
@@ -197,6 +197,16 @@ def test_a_follower_notices_a_leaders_log_replaced() -> None:
     assert marking.recorder.max_notification_id() == recorded + 3
 
 
+def counted_clock(ticks: int) -> Tuple[Clock, Counter]:
+    """A clock ticked ``ticks`` times, and a counter that has pulled them."""
+    clock = Clock()
+    counter = Counter()
+    counter.follow("Clock", clock.log)
+    clock.tick(ticks)
+    counter.pull_and_process("Clock")
+    return clock, counter
+
+
 # A follower calls the Rust recorders directly while the stock methods are
 # in place; a method replaced later, on an instance or patched on a class
 # (as tests that inject failures do), must be called from then on.
@@ -216,11 +226,7 @@ REPLACEMENTS = [
 def test_methods_replaced_after_the_first_pull_are_called(
     whose: str, where: str, method: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = Clock()
-    counter = Counter()
-    counter.follow("Clock", clock.log)
-    clock.tick(3)
-    counter.pull_and_process("Clock")
+    clock, counter = counted_clock(ticks=3)
     recorder = clock.recorder if whose == "leader" else counter.recorder
     calls: List[str] = []
     original = getattr(type(recorder), method)
@@ -271,3 +277,21 @@ def test_a_batch_whose_insert_fails_once_is_recorded_exactly_once_on_retry() -> 
     assert counter.repository.get(TALLY_ID).seen == list(range(25))
     # The failed batch (0-9), then each of the 25 once, one at a time.
     assert policy_calls == list(range(10)) + list(range(25))
+
+
+def test_a_followers_recorder_calls_are_kept_between_pulls_until_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock, counter = counted_clock(ticks=2)
+    kept = counter._calls["Clock"]
+    clock.tick(2)
+    counter.pull_and_process("Clock")
+    assert counter._calls["Clock"] is kept
+    # Rebinding what the calls were taken from makes the follower find them
+    # again: here the leader's log is pointed at another recorder.
+    other = Clock()
+    other.tick(7)
+    monkeypatch.setattr(clock.log, "recorder", other.recorder)
+    counter.pull_and_process("Clock")
+    assert counter._calls["Clock"] is not kept
+    assert counter.recorder.max_tracking_id("Clock") == 7

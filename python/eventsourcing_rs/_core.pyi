@@ -9,6 +9,7 @@ __all__ = [
     "EventMapper",
     "JsonCodec",
     "MemoryRecorder",
+    "MethodGuard",
     "Notification",
     "PromptQueue",
     "SQLiteDatastore",
@@ -233,6 +234,20 @@ class TrackingBook:
     def check(self, leader_name: str, notification_id: int) -> None: ...
     def advance(self, leader_name: str, notification_id: int) -> None: ...
     def forget(self, leader_name: str) -> None: ...
+
+@final
+class MethodGuard:
+    """Whether objects' methods are still those first found: each watched
+    object has the type it had, the type is unmodified, no instance
+    attribute has one of the names, and each pinned attribute (owner,
+    name) is still the object it was."""
+
+    def __new__(
+        cls,
+        watched: list[tuple[object, list[str]]],
+        pinned: list[tuple[object, str]] = ...,
+    ) -> MethodGuard: ...
+    def holds(self) -> bool: ...
 
 def parse_section_id(section_id: str) -> tuple[int, int]: ...
 def section_start_and_limit(section_id: str, section_size: int) -> tuple[int, int]: ...

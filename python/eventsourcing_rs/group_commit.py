@@ -12,26 +12,26 @@ what the policies before it in the same batch did to it.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional
 from uuid import UUID
 
 from eventsourcing_rs.domain import AggregateEvent
-from eventsourcing_rs.persistence import EventStore, Tracking
+from eventsourcing_rs.persistence import EventStore
 
 
 class PendingEvents:
     """The new events of a batch not yet recorded.
 
-    The index by aggregate is built only when the event store is asked for
-    an aggregate while a batch is pending, and then only for the events
-    added since it was last asked: followers whose policies never read an
-    aggregate back pay nothing for it.
+    The follower extends :attr:`events` in place as each policy returns, and
+    calls :func:`clear` when the batch is taken to be recorded. The index by
+    aggregate is built only when the event store is asked for an aggregate
+    while a batch is pending, and then only for the events added since it
+    was last asked: followers whose policies never read an aggregate back
+    pay nothing for it.
     """
 
     def __init__(self) -> None:
         self.events: List[AggregateEvent] = []
-        self.tracking: Optional[Tracking] = None
-        self.notifications = 0
         self._by_aggregate: Dict[UUID, List[AggregateEvent]] = {}
         self._indexed = 0
 
@@ -45,24 +45,12 @@ class PendingEvents:
         self._indexed = len(self.events)
         return index.get(originator_id)
 
-    def take(self) -> Tuple[List[AggregateEvent], Optional[Tracking], int]:
-        """The events, the last tracking record and the number of
-        notifications of the batch, which is then cleared."""
-        taken = (self.events, self.tracking, self.notifications)
+    def clear(self) -> None:
+        """Starts a new batch (a new list: the old one is being recorded)."""
         self.events = []
-        self.tracking = None
-        self.notifications = 0
         if self._indexed:
             self._by_aggregate.clear()
             self._indexed = 0
-        return taken
-
-    def clear(self) -> None:
-        self.events = []
-        self.tracking = None
-        self.notifications = 0
-        self._by_aggregate.clear()
-        self._indexed = 0
 
 
 class PendingAwareEventStore(EventStore):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional, Tuple
 
+from eventsourcing_rs import _core
 from eventsourcing_rs.native_recorder import (
     NativeAggregateRecorder,
     NativeApplicationRecorder,
@@ -98,3 +99,48 @@ def follower_calls(
     ):
         insert = rust.insert_events
     return position, select, insert
+
+
+class FollowerCalls:
+    """What :func:`follower_calls` found for one leader, kept while it
+    still applies.
+
+    Finding the calls afresh costs more than the layers they skip, so a
+    follower keeps them per leader and asks :func:`still_for` on each pull:
+    true while the follower's recorder, event store and the leader's log
+    are the same objects, and a :class:`~eventsourcing_rs._core.MethodGuard`
+    says that the objects behind them are too and that none of the methods
+    the calls stand for has been replaced since, on a class (the type's
+    version tag changes) or on an instance.
+    """
+
+    __slots__ = ("calls", "_recorder", "_event_store", "_log", "_guard")
+
+    def __init__(self, recorder: Any, event_store: Any, log: Any, local_log_type: Any):
+        self.calls = follower_calls(recorder, event_store, log, local_log_type)
+        self._recorder = recorder
+        self._event_store = event_store
+        self._log = log
+        watched: List[Tuple[Any, List[str]]] = [
+            (recorder, ["max_tracking_id", "insert_events"]),
+            (event_store, ["put"]),
+            (log, ["select"]),
+        ]
+        pinned: List[Tuple[Any, str]] = [(event_store, "recorder")]
+        if hasattr(recorder, "_recorder"):
+            pinned.append((recorder, "_recorder"))
+        leader = getattr(log, "recorder", None)
+        if leader is not None:
+            watched.append((leader, ["select_notifications"]))
+            pinned.append((log, "recorder"))
+            if hasattr(leader, "_recorder"):
+                pinned.append((leader, "_recorder"))
+        self._guard = _core.MethodGuard(watched, pinned)
+
+    def still_for(self, recorder: Any, event_store: Any, log: Any) -> bool:
+        return (
+            recorder is self._recorder
+            and event_store is self._event_store
+            and log is self._log
+            and self._guard.holds()
+        )

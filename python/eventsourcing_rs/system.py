@@ -106,6 +106,8 @@ class Follower(Application):
         # The (leader, notification id) being processed; left in place when
         # processing fails, so the runner can say which notification failed.
         self.processing: Optional[Tuple[str, int]] = None
+        # Per leader, the recorder calls a pull makes (see shortcuts.py).
+        self._calls: Dict[str, shortcuts.FollowerCalls] = {}
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -137,9 +139,83 @@ class Follower(Application):
         notification.
         """
         batch_size = self.pull_batch_size
-        if batch_size > 1 and type(self).record is Follower.record:
-            self._pull_in_batches(name, batch_size)
+        if batch_size <= 1 or type(self).record is not Follower.record:
+            self._pull_one_at_a_time(name)
             return
+        # This runs once per pull, and with the single-threaded runner a
+        # pull usually carries one notification: what helpers would do is
+        # written out here, since each Python call costs as much as a step.
+        reader, mapper = self.readers[name]
+        # Checked on each pull (and found afresh for each further batch),
+        # so that a method replaced since the last one (on an instance, or
+        # patched on a class) is honoured.
+        recorder, store, log = self.recorder, self.events, reader.notification_log
+        found = self._calls.get(name)
+        if found is None or not found.still_for(recorder, store, log):
+            found = shortcuts.FollowerCalls(recorder, store, log, LocalNotificationLog)
+            self._calls[name] = found
+        max_tracking_id, select, insert = found.calls
+        # The recorder is the authority (another process may have moved it
+        # on); the book keeps what it says for the checks made on insert.
+        start = max_tracking_id(name)
+        self.tracking_book.learn(name, start)
+        start += 1
+        if select:
+            # A batch at a time straight from the leader's recorder (the
+            # stock log's select would cap each page at its section size).
+            notifications: Iterable[Notification] = select(start, batch_size)
+        else:
+            notifications = reader.select(start=start)
+        # The batch's new events, served by the event store to the policies
+        # that follow in the batch.
+        pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
+        events = pending.events
+        tracking: Optional[Tracking] = None
+        count = 0
+        notification: Optional[Notification] = None
+        self.processing = None
+        to_domain_event = mapper.to_domain_event
+        policy = self.policy
+        try:
+            while True:
+                for notification in notifications:
+                    process_event = ProcessEvent(Tracking(name, notification.id))
+                    policy(to_domain_event(notification), process_event)
+                    events += process_event.events
+                    tracking = process_event.tracking
+                    count += 1
+                    if count >= batch_size:
+                        pending.clear()
+                        if self._record_batch(name, events, tracking, count, insert):
+                            # Recorded by pulling again one at a time, which
+                            # went on to the end of the log: nothing is left.
+                            self.processing = None
+                            return
+                        events = pending.events
+                        tracking = None
+                        count = 0
+                        insert = self._stock_insert()
+                # A short page is the end of the log for now.
+                if not select or len(notifications) < batch_size:  # type: ignore[arg-type]
+                    break
+                notifications = select(notifications[-1].id + 1, batch_size)  # type: ignore[index]
+        except Exception as error:
+            # A batch retried one notification at a time has already said
+            # which notification failed; otherwise it is this one.
+            if self.processing is None:
+                if notification is not None:
+                    self.processing = (name, notification.id)
+                self._note_failure(error, name, notification, start)
+            # What was processed before the failure stands on its own.
+            pending.clear()
+            self._record_batch(name, events, tracking, count, insert)
+            raise
+        pending.clear()
+        if count:
+            self._record_batch(name, events, tracking, count, insert)
+        self.processing = None
+
+    def _pull_one_at_a_time(self, name: str) -> None:
         reader, mapper = self.readers[name]
         start = self._next_position(name)
         notification: Optional[Notification] = None
@@ -155,71 +231,21 @@ class Follower(Application):
             raise
         self.processing = None
 
-    def _pull_in_batches(self, name: str, batch_size: int) -> None:
-        reader, mapper = self.readers[name]
-        # Found afresh on each pull and each batch, so that a method
-        # replaced since the last one (on an instance, or patched on a
-        # class) is honoured.
-        max_tracking_id, select, insert = shortcuts.follower_calls(
-            self.recorder, self.events, reader.notification_log, LocalNotificationLog
-        )
-        start = self._learn_position(name, max_tracking_id(name))
-        if select:
-            # A batch at a time straight from the leader's recorder (the
-            # stock log's select would cap each page at its section size).
-            notifications: Iterable[Notification] = select(start, batch_size)
-        else:
-            notifications = reader.select(start=start)
-        store = self.events
-        pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
-        notification: Optional[Notification] = None
-        self.processing = None
-        # Looked up once, and what PendingEvents.add does written out: this
-        # loop runs once per notification.
-        to_domain_event = mapper.to_domain_event
-        policy = self.policy
-        try:
-            while True:
-                for notification in notifications:
-                    process_event = ProcessEvent(Tracking(name, notification.id))
-                    policy(to_domain_event(notification), process_event)
-                    pending.events += process_event.events
-                    pending.tracking = process_event.tracking
-                    pending.notifications += 1
-                    if pending.notifications >= batch_size:
-                        if self._record_pending(name, pending, insert):
-                            # Recorded by pulling again one at a time, which
-                            # went on to the end of the log: nothing is left.
-                            self.processing = None
-                            return
-                        insert = self._stock_insert()
-                # A short page is the end of the log for now.
-                if not select or len(notifications) < batch_size:  # type: ignore[arg-type]
-                    break
-                notifications = select(notifications[-1].id + 1, batch_size)  # type: ignore[index]
-        except Exception as error:
-            # A batch retried one notification at a time has already said
-            # which notification failed; otherwise it is this one.
-            if self.processing is None:
-                if notification is not None:
-                    self.processing = (name, notification.id)
-                self._note_failure(error, name, notification, start)
-            # What was processed before the failure stands on its own.
-            self._record_pending(name, pending, insert)
-            raise
-        self._record_pending(name, pending, insert)
-        self.processing = None
-
-    def _record_pending(
-        self, name: str, pending: PendingEvents, insert: Optional[NativeInsert]
+    def _record_batch(
+        self,
+        name: str,
+        events: List[AggregateEvent],
+        tracking: Optional[Tracking],
+        count: int,
+        insert: Optional[NativeInsert],
     ) -> bool:
-        """Records the pending batch. If its insert fails, nothing of it was
-        written, and the leader is pulled again one notification at a
-        time (to the end of its log), so the error, if it recurs, names the
-        notification at fault; True says that happened."""
-        if not pending.notifications:
+        """Records a batch of ``count`` processed notifications. If its
+        insert fails, nothing of it was written, and the leader is pulled
+        again one notification at a time (to the end of its log), so the
+        error, if it recurs, names the notification at fault; True says
+        that happened."""
+        if not count:
             return False
-        events, tracking, count = pending.take()
         try:
             self._insert_tracked(events, tracking, insert)
         except Exception:
@@ -268,12 +294,10 @@ class Follower(Application):
         self.notify(process_event.events)
 
     def _next_position(self, name: str) -> int:
-        max_tracking_id = shortcuts.follower_calls(self.recorder, self.events, None, None)[0]
-        return self._learn_position(name, max_tracking_id(name))
-
-    def _learn_position(self, name: str, position: int) -> int:
         # The recorder is the authority (another process may have moved it
-        # on); the book keeps what it says for the checks below.
+        # on); the book keeps what it says for the checks made on insert.
+        max_tracking_id = shortcuts.follower_calls(self.recorder, self.events, None, None)[0]
+        position = max_tracking_id(name)
         self.tracking_book.learn(name, position)
         return position + 1
 

@@ -4,6 +4,7 @@ pub mod errors;
 pub mod key_cache;
 pub mod mapper;
 pub mod memory_recorder;
+pub mod method_guard;
 pub mod prompt_queue;
 pub mod reader;
 pub mod sqlite_recorder;

@@ -1,0 +1,140 @@
+//! Whether methods found to be the stock ones still are, told without
+//! looking them up again.
+//!
+//! A follower calls the Rust recorders directly while the Python methods
+//! in front of them are the stock ones, and must notice a method replaced
+//! later, on a class or an instance. Looking each method up again costs
+//! more than the call it saves. CPython gives every type a version tag
+//! that changes whenever the type or any of its bases is modified, so a
+//! type whose tag is unchanged still has the methods it had; what is left
+//! to check is that no instance attribute shadows them.
+
+use std::os::raw::c_uint;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString, PyType};
+
+struct Watched {
+    obj: Py<PyAny>,
+    ty: Py<PyType>,
+    version: c_uint,
+    names: Vec<Py<PyString>>,
+}
+
+/// An attribute whose value must stay the same object.
+struct Pinned {
+    owner: Py<PyAny>,
+    name: Py<PyString>,
+    value: Py<PyAny>,
+}
+
+/// Watches objects and the names of methods on them, and attributes that
+/// must keep their values. `holds()` is true while each watched object has
+/// the type it had, that type (and its bases) is unmodified, no instance
+/// attribute has one of the names, and each pinned attribute is the same
+/// object it was.
+#[pyclass(frozen, module = "eventsourcing_rs._core")]
+pub struct MethodGuard {
+    watched: Vec<Watched>,
+    pinned: Vec<Pinned>,
+}
+
+fn version_tag(ty: &Bound<'_, PyType>) -> c_uint {
+    // SAFETY: `ty` is a live type object; the field is read, not written.
+    unsafe { (*ty.as_type_ptr()).tp_version_tag }
+}
+
+/// The object's instance dictionary, or None if it has none.
+fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    let py = obj.py();
+    // SAFETY: `obj` is a live object and the GIL is held. The generic
+    // getter returns a new reference, or NULL with an error set when the
+    // object has no dictionary; that error is cleared here.
+    unsafe {
+        let dict = pyo3::ffi::PyObject_GenericGetDict(obj.as_ptr(), std::ptr::null_mut());
+        if dict.is_null() {
+            let _ = PyErr::take(py);
+            None
+        } else {
+            Some(Bound::from_owned_ptr(py, dict))
+        }
+    }
+}
+
+#[pymethods]
+impl MethodGuard {
+    #[new]
+    #[pyo3(signature = (watched, pinned=Vec::new()))]
+    fn new(
+        py: Python<'_>,
+        watched: Vec<(Bound<'_, PyAny>, Vec<String>)>,
+        pinned: Vec<(Bound<'_, PyAny>, String)>,
+    ) -> PyResult<Self> {
+        let mut entries = Vec::with_capacity(watched.len());
+        for (obj, names) in watched {
+            let ty = obj.get_type();
+            let names: Vec<Py<PyString>> = names
+                .iter()
+                .map(|n| PyString::intern(py, n).unbind())
+                .collect();
+            // Looking a name up on the type gives it a version tag if it
+            // has none (a tag of 0 means none, and the guard never holds).
+            for name in &names {
+                let _ = ty.getattr(name.bind(py));
+            }
+            entries.push(Watched {
+                obj: obj.unbind(),
+                version: version_tag(&ty),
+                ty: ty.unbind(),
+                names,
+            });
+        }
+        let mut pins = Vec::with_capacity(pinned.len());
+        for (owner, name) in pinned {
+            let name = PyString::intern(py, &name);
+            let value = owner.getattr(&name)?;
+            pins.push(Pinned {
+                owner: owner.unbind(),
+                name: name.unbind(),
+                value: value.unbind(),
+            });
+        }
+        Ok(MethodGuard {
+            watched: entries,
+            pinned: pins,
+        })
+    }
+
+    /// True while every watched method is still the one first found.
+    fn holds(&self, py: Python<'_>) -> PyResult<bool> {
+        for w in &self.watched {
+            let obj = w.obj.bind(py);
+            let ty = obj.get_type();
+            if !ty.is(w.ty.bind(py)) || w.version == 0 || version_tag(&ty) != w.version {
+                return Ok(false);
+            }
+            if w.names.is_empty() {
+                continue;
+            }
+            let Some(dict) = instance_dict(obj) else {
+                // No instance dictionary: nothing can shadow the methods.
+                continue;
+            };
+            let Ok(dict) = dict.cast::<PyDict>() else {
+                return Ok(false);
+            };
+            for name in &w.names {
+                if dict.contains(name.bind(py))? {
+                    return Ok(false);
+                }
+            }
+        }
+        for p in &self.pinned {
+            match p.owner.bind(py).getattr(p.name.bind(py)) {
+                Ok(value) if value.is(p.value.bind(py)) => {}
+                _ => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+}
