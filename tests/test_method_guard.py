@@ -100,6 +100,15 @@ def test_a_pinned_attribute_rebound_is_noticed(obj: Derived) -> None:
     assert not guard.holds()
 
 
+def test_it_holds_only_for_its_subjects(obj: Derived) -> None:
+    other = Derived()
+    guard = MethodGuard([(obj, ["read"])], [], [obj, other])
+    assert guard.holds(obj, other)
+    assert not guard.holds(other, obj)
+    assert not guard.holds(obj)
+    assert not guard.holds(obj, other, obj)
+
+
 def test_pinning_a_missing_attribute_is_an_error(obj: Derived) -> None:
     with pytest.raises(AttributeError, match="missing"):
         MethodGuard([], [(obj, "missing")])

@@ -237,17 +237,19 @@ class TrackingBook:
 
 @final
 class MethodGuard:
-    """Whether objects' methods are still those first found: each watched
-    object has the type it had, the type is unmodified, no instance
-    attribute has one of the names, and each pinned attribute (owner,
-    name) is still the object it was."""
+    """Whether objects' methods are still those first found: the subjects
+    given are those the guard was made for, each watched object has the
+    type it had, the type is unmodified, no instance attribute has one of
+    the names, and each pinned attribute (owner, name) is still the object
+    it was."""
 
     def __new__(
         cls,
         watched: list[tuple[object, list[str]]],
         pinned: list[tuple[object, str]] = ...,
+        subjects: list[object] = ...,
     ) -> MethodGuard: ...
-    def holds(self) -> bool: ...
+    def holds(self, *subjects: object) -> bool: ...
 
 def parse_section_id(section_id: str) -> tuple[int, int]: ...
 def section_start_and_limit(section_id: str, section_size: int) -> tuple[int, int]: ...

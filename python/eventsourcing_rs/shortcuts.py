@@ -106,21 +106,18 @@ class FollowerCalls:
     still applies.
 
     Finding the calls afresh costs more than the layers they skip, so a
-    follower keeps them per leader and asks :func:`still_for` on each pull:
-    true while the follower's recorder, event store and the leader's log
-    are the same objects, and a :class:`~eventsourcing_rs._core.MethodGuard`
-    says that the objects behind them are too and that none of the methods
-    the calls stand for has been replaced since, on a class (the type's
-    version tag changes) or on an instance.
+    follower keeps them per leader and asks ``guard.holds(recorder,
+    event_store, log)`` on each pull: true while those are the objects the
+    calls were found for, and (see :class:`~eventsourcing_rs._core.MethodGuard`)
+    the objects behind them are too and none of the methods the calls stand
+    for has been replaced since, on a class (the type's version tag
+    changes) or on an instance.
     """
 
-    __slots__ = ("calls", "_recorder", "_event_store", "_log", "_guard")
+    __slots__ = ("calls", "guard")
 
     def __init__(self, recorder: Any, event_store: Any, log: Any, local_log_type: Any):
         self.calls = follower_calls(recorder, event_store, log, local_log_type)
-        self._recorder = recorder
-        self._event_store = event_store
-        self._log = log
         watched: List[Tuple[Any, List[str]]] = [
             (recorder, ["max_tracking_id", "insert_events"]),
             (event_store, ["put"]),
@@ -135,12 +132,4 @@ class FollowerCalls:
             pinned.append((log, "recorder"))
             if hasattr(leader, "_recorder"):
                 pinned.append((leader, "_recorder"))
-        self._guard = _core.MethodGuard(watched, pinned)
-
-    def still_for(self, recorder: Any, event_store: Any, log: Any) -> bool:
-        return (
-            recorder is self._recorder
-            and event_store is self._event_store
-            and log is self._log
-            and self._guard.holds()
-        )
+        self.guard = _core.MethodGuard(watched, pinned, [recorder, event_store, log])

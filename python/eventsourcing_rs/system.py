@@ -151,7 +151,7 @@ class Follower(Application):
         # patched on a class) is honoured.
         recorder, store, log = self.recorder, self.events, reader.notification_log
         found = self._calls.get(name)
-        if found is None or not found.still_for(recorder, store, log):
+        if found is None or not found.guard.holds(recorder, store, log):
             found = shortcuts.FollowerCalls(recorder, store, log, LocalNotificationLog)
             self._calls[name] = found
         max_tracking_id, select, insert = found.calls

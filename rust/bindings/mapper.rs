@@ -38,7 +38,7 @@ pub struct EventMapper {
     get_topic: Py<PyAny>,
     resolve_topic: Py<PyAny>,
     /// By address of the class object, which the entry keeps alive.
-    classes: Mutex<HashMap<usize, CachedClass>>,
+    classes: Mutex<HashMap<usize, CachedClass, foldhash::fast::RandomState>>,
     topic_cache: Py<PyDict>,
 }
 
@@ -167,7 +167,7 @@ impl EventMapper {
             cipher,
             get_topic,
             resolve_topic,
-            classes: Mutex::new(HashMap::new()),
+            classes: Mutex::new(HashMap::default()),
             topic_cache,
         }
     }

@@ -12,7 +12,7 @@
 use std::os::raw::c_uint;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyType};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 
 struct Watched {
     obj: Py<PyAny>,
@@ -29,12 +29,14 @@ struct Pinned {
 }
 
 /// Watches objects and the names of methods on them, and attributes that
-/// must keep their values. `holds()` is true while each watched object has
+/// must keep their values. `holds(*subjects)` is true while the objects
+/// given are the subjects the guard was made for, each watched object has
 /// the type it had, that type (and its bases) is unmodified, no instance
 /// attribute has one of the names, and each pinned attribute is the same
 /// object it was.
 #[pyclass(frozen, module = "eventsourcing_rs._core")]
 pub struct MethodGuard {
+    subjects: Vec<Py<PyAny>>,
     watched: Vec<Watched>,
     pinned: Vec<Pinned>,
 }
@@ -64,11 +66,12 @@ fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
 #[pymethods]
 impl MethodGuard {
     #[new]
-    #[pyo3(signature = (watched, pinned=Vec::new()))]
+    #[pyo3(signature = (watched, pinned=Vec::new(), subjects=Vec::new()))]
     fn new(
         py: Python<'_>,
         watched: Vec<(Bound<'_, PyAny>, Vec<String>)>,
         pinned: Vec<(Bound<'_, PyAny>, String)>,
+        subjects: Vec<Py<PyAny>>,
     ) -> PyResult<Self> {
         let mut entries = Vec::with_capacity(watched.len());
         for (obj, names) in watched {
@@ -100,13 +103,24 @@ impl MethodGuard {
             });
         }
         Ok(MethodGuard {
+            subjects,
             watched: entries,
             pinned: pins,
         })
     }
 
-    /// True while every watched method is still the one first found.
-    fn holds(&self, py: Python<'_>) -> PyResult<bool> {
+    /// True while `subjects` are those the guard was made for and every
+    /// watched method is still the one first found.
+    #[pyo3(signature = (*subjects))]
+    fn holds(&self, py: Python<'_>, subjects: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        if subjects.len() != self.subjects.len()
+            || !subjects
+                .iter()
+                .zip(&self.subjects)
+                .all(|(given, kept)| given.is(kept.bind(py)))
+        {
+            return Ok(false);
+        }
         for w in &self.watched {
             let obj = w.obj.bind(py);
             let ty = obj.get_type();

@@ -16,7 +16,7 @@ use pyo3::types::{
 
 use super::key_cache::KeyCache;
 use super::uuids::{u128_to_uuid, uuid_class};
-use crate::core::datetime_iso::{format_iso, parse_iso, DateTimeFields};
+use crate::core::datetime_iso::{parse_iso, write_iso, DateTimeFields};
 use crate::core::float_repr::python_float_repr;
 use crate::core::json::{self, BuildError};
 
@@ -48,8 +48,8 @@ struct Entry {
 #[pyclass(module = "eventsourcing_rs._core")]
 pub struct JsonCodec {
     /// Keyed by the address of the type object, which `_types` keeps alive.
-    by_type: HashMap<usize, Entry>,
-    by_name: HashMap<String, Entry>,
+    by_type: HashMap<usize, Entry, foldhash::fast::RandomState>,
+    by_name: HashMap<String, Entry, foldhash::fast::RandomState>,
     _types: Vec<Py<PyType>>,
     keys: KeyCache,
 }
@@ -144,8 +144,8 @@ impl JsonCodec {
     #[new]
     fn new() -> Self {
         JsonCodec {
-            by_type: HashMap::new(),
-            by_name: HashMap::new(),
+            by_type: HashMap::default(),
+            by_name: HashMap::default(),
             _types: Vec::new(),
             keys: KeyCache::default(),
         }
@@ -316,8 +316,13 @@ impl JsonCodec {
                 out.push(b'"');
             }
             Codec::Native(Native::Decimal) => write_py_str(&obj.str()?, out)?,
-            Codec::Native(Native::Datetime) => match native_isoformat(obj)? {
-                Some(text) => json::write_str(out, &text),
+            Codec::Native(Native::Datetime) => match native_datetime_fields(obj)? {
+                Some(fields) => {
+                    // ISO text is ASCII with nothing to escape.
+                    out.push(b'"');
+                    write_iso(out, &fields);
+                    out.push(b'"');
+                }
                 None => {
                     let text = obj.call_method0(intern!(py, "isoformat"))?;
                     write_py_str(text.cast::<PyString>()?, out)?;
@@ -557,9 +562,10 @@ fn enter(obj: &Bound<'_, PyAny>, path: &mut Vec<usize>) -> PyResult<()> {
     Ok(())
 }
 
-/// `dt.isoformat()` done here for exact datetimes whose time zone is none,
-/// UTC or a fixed offset; None means "ask Python" (subclasses, other zones).
-fn native_isoformat(obj: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+/// The fields `dt.isoformat()` writes, read here for exact datetimes whose
+/// time zone is none, UTC or a fixed offset; None means "ask Python"
+/// (subclasses, other zones).
+fn native_datetime_fields(obj: &Bound<'_, PyAny>) -> PyResult<Option<DateTimeFields>> {
     let py = obj.py();
     let Ok(dt) = obj.cast_exact::<PyDateTime>() else {
         return Ok(None);
@@ -581,7 +587,7 @@ fn native_isoformat(obj: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
             )
         }
     };
-    Ok(Some(format_iso(&DateTimeFields {
+    Ok(Some(DateTimeFields {
         year: dt.get_year(),
         month: dt.get_month(),
         day: dt.get_day(),
@@ -590,7 +596,7 @@ fn native_isoformat(obj: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
         second: dt.get_second(),
         microsecond: dt.get_microsecond(),
         offset_micros,
-    })))
+    }))
 }
 
 fn write_py_str(s: &Bound<'_, PyString>, out: &mut Vec<u8>) -> PyResult<()> {

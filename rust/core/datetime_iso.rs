@@ -16,47 +16,59 @@ pub struct DateTimeFields {
 }
 
 pub fn format_iso(f: &DateTimeFields) -> String {
-    // Digits pushed by hand: the formatting machinery costs more than the
+    let mut out = Vec::with_capacity(32);
+    write_iso(&mut out, f);
+    // Only ASCII digits and punctuation are written.
+    String::from_utf8(out).expect("ISO text is ASCII")
+}
+
+/// Appends the ISO text of `f` to `out` (ASCII only, nothing to escape).
+pub fn write_iso(out: &mut Vec<u8>, f: &DateTimeFields) {
+    // Digits written by hand: the formatting machinery costs more than the
     // rest of encoding an event's timestamp.
-    let mut s = String::with_capacity(32);
     // Python's datetime years are 1 to 9999.
-    push_padded(&mut s, u64::from(f.year.unsigned_abs()), 4);
-    s.push('-');
-    push_padded(&mut s, f.month.into(), 2);
-    s.push('-');
-    push_padded(&mut s, f.day.into(), 2);
-    s.push('T');
-    push_padded(&mut s, f.hour.into(), 2);
-    s.push(':');
-    push_padded(&mut s, f.minute.into(), 2);
-    s.push(':');
-    push_padded(&mut s, f.second.into(), 2);
+    push_padded(out, u64::from(f.year.unsigned_abs()), 4);
+    out.push(b'-');
+    push2(out, f.month.into());
+    out.push(b'-');
+    push2(out, f.day.into());
+    out.push(b'T');
+    push2(out, f.hour.into());
+    out.push(b':');
+    push2(out, f.minute.into());
+    out.push(b':');
+    push2(out, f.second.into());
     if f.microsecond != 0 {
-        s.push('.');
-        push_padded(&mut s, f.microsecond.into(), 6);
+        out.push(b'.');
+        push_padded(out, f.microsecond.into(), 6);
     }
     if let Some(offset) = f.offset_micros {
-        s.push(if offset < 0 { '-' } else { '+' });
+        out.push(if offset < 0 { b'-' } else { b'+' });
         let total = offset.unsigned_abs();
         let micros = total % 1_000_000;
         let seconds = total / 1_000_000;
-        push_padded(&mut s, seconds / 3600, 2);
-        s.push(':');
-        push_padded(&mut s, (seconds / 60) % 60, 2);
+        push_padded(out, seconds / 3600, 2);
+        out.push(b':');
+        push2(out, (seconds / 60) % 60);
         if seconds % 60 != 0 || micros != 0 {
-            s.push(':');
-            push_padded(&mut s, seconds % 60, 2);
+            out.push(b':');
+            push2(out, seconds % 60);
             if micros != 0 {
-                s.push('.');
-                push_padded(&mut s, micros, 6);
+                out.push(b'.');
+                push_padded(out, micros, 6);
             }
         }
     }
-    s
+}
+
+/// Appends a value below 100 as two digits.
+fn push2(out: &mut Vec<u8>, value: u64) {
+    debug_assert!(value < 100);
+    out.extend_from_slice(&[b'0' + (value / 10) as u8, b'0' + (value % 10) as u8]);
 }
 
 /// Appends `value` in decimal, zero-padded to at least `width` digits.
-fn push_padded(s: &mut String, value: u64, width: usize) {
+fn push_padded(out: &mut Vec<u8>, value: u64, width: usize) {
     let mut digits = [b'0'; 20];
     let mut n = value;
     let mut len = 0;
@@ -65,12 +77,8 @@ fn push_padded(s: &mut String, value: u64, width: usize) {
         n /= 10;
         len += 1;
     }
-    for _ in len..width {
-        s.push('0');
-    }
-    for &d in &digits[20 - len..] {
-        s.push(d as char);
-    }
+    let len = len.max(width.min(20));
+    out.extend_from_slice(&digits[20 - len..]);
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
