@@ -15,7 +15,7 @@ const MAX_KEYS: usize = 4096;
 
 #[derive(Default)]
 pub struct KeyCache {
-    keys: Mutex<HashMap<Box<str>, Py<PyString>>>,
+    keys: Mutex<HashMap<Box<str>, Py<PyString>, foldhash::fast::RandomState>>,
 }
 
 impl KeyCache {

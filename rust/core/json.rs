@@ -140,6 +140,10 @@ pub fn parse_with<B: Builder>(
         pos: 0,
         depth: 0,
         scratch: String::new(),
+        // One pass over the whole document costs less than one per string.
+        // If it is not UTF-8, strings are checked one by one, so the error
+        // says where.
+        utf8: std::str::from_utf8(text).is_ok(),
     };
     p.skip_ws();
     let v = p.value(builder)?;
@@ -202,6 +206,9 @@ struct Parser<'a> {
     depth: usize,
     /// Holds a string with escapes while it is unescaped.
     scratch: String,
+    /// The whole document is valid UTF-8, so is every run of it between
+    /// ASCII delimiters (UTF-8 never uses ASCII bytes inside a character).
+    utf8: bool,
 }
 
 /// Where a parsed string's text is: in the document, or unescaped in the
@@ -209,6 +216,20 @@ struct Parser<'a> {
 enum Text {
     Borrowed(usize, usize),
     Scratch,
+}
+
+/// The text of `text[start..end]`, a run that begins and ends at ASCII
+/// delimiters; None if it is not UTF-8. `utf8` says the whole of `text`
+/// is known to be UTF-8.
+fn str_at(text: &[u8], utf8: bool, start: usize, end: usize) -> Option<&str> {
+    let bytes = &text[start..end];
+    if utf8 {
+        // SAFETY: the document is UTF-8 and the run is bounded by ASCII
+        // bytes, which never fall inside a multi-byte character.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
 }
 
 impl Parser<'_> {
@@ -349,8 +370,8 @@ impl Parser<'_> {
         if text.get(data_end + 1) != Some(&b'}') {
             return None;
         }
-        let name = std::str::from_utf8(&text[name_start..name_end]).ok()?;
-        let data = std::str::from_utf8(&text[data_start..data_end]).ok()?;
+        let name = str_at(text, self.utf8, name_start, name_end)?;
+        let data = str_at(text, self.utf8, data_start, data_end)?;
         self.pos = data_end + 2;
         Some((name, data))
     }
@@ -444,10 +465,12 @@ impl Parser<'_> {
                 .iter()
                 .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
                 .unwrap_or(rest.len());
-            let run = std::str::from_utf8(&self.text[run_start..self.pos])
-                .map_err(|_| self.error("invalid UTF-8 in string"))?;
             if escaped {
+                let run = str_at(self.text, self.utf8, run_start, self.pos)
+                    .ok_or_else(|| self.error("invalid UTF-8 in string"))?;
                 self.scratch.push_str(run);
+            } else if str_at(self.text, self.utf8, run_start, self.pos).is_none() {
+                return Err(self.error("invalid UTF-8 in string"));
             }
             match self.text.get(self.pos) {
                 None => return Err(self.error("unterminated string")),
@@ -463,8 +486,8 @@ impl Parser<'_> {
                     if !escaped {
                         escaped = true;
                         self.scratch.clear();
-                        let before = std::str::from_utf8(&self.text[first..self.pos])
-                            .expect("checked above");
+                        let before =
+                            str_at(self.text, self.utf8, first, self.pos).expect("checked above");
                         self.scratch.push_str(before);
                     }
                     self.pos += 1;
@@ -531,6 +554,31 @@ mod tests {
         let mut out = Vec::new();
         write_str(&mut out, s);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn strings_are_checked_as_utf8_whether_or_not_the_document_is() {
+        let parse = |text: &[u8]| parse_with(text, &mut ValueBuilder);
+        let valid = "{\"k\u{e9}\": \"caf\u{e9} \\\" \u{4e2d}\"}";
+        let Ok(Value::Object(pairs)) = parse(valid.as_bytes()) else {
+            panic!("not parsed as an object")
+        };
+        assert_eq!(pairs[0].0, "k\u{e9}");
+        assert!(matches!(&pairs[0].1, Value::Str(s) if s == "caf\u{e9} \" \u{4e2d}"));
+        // Invalid bytes are refused in a plain run, after an escape, and in
+        // the transcoded form read without building its keys.
+        for bad in [
+            &b"[\"ok\", \"\xff\"]"[..],
+            &b"[\"a\\n\xfe\"]"[..],
+            &b"{\"_type_\": \"\xc3\", \"_data_\": \"x\"}"[..],
+        ] {
+            let error = match parse(bad) {
+                Err(BuildError::Syntax(e)) => e,
+                Err(BuildError::Build(never)) => match never {},
+                Ok(value) => panic!("accepted {bad:?} as {value:?}"),
+            };
+            assert!(error.to_string().contains("UTF-8"), "{error}");
+        }
     }
 
     #[test]
