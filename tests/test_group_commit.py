@@ -55,13 +55,19 @@ class Counter(ProcessApplication):
         process_event.save(tally)
 
 
-def make(batch_size: int, ticks: int) -> tuple[Clock, Counter, List[int]]:
+def make(batch_size: int, ticks: int, spied: bool = True) -> tuple[Clock, Counter, List[int]]:
+    """A clock ticked ``ticks`` times and a counter following it. With
+    ``spied``, the counter's inserts are counted by a method set on its
+    recorder, which takes its pulls off the Rust pull kernel (the stock
+    path); without, nothing is counted and the kernel runs them."""
     clock = Clock()
     clock.tick(ticks)
     counter = Counter()
     counter.pull_batch_size = batch_size
     counter.follow("Clock", clock.log)
     inserts: List[int] = []
+    if not spied:
+        return clock, counter, inserts
     original = counter.recorder.insert_events
 
     def counting_insert(stored_events: Any, **kwargs: Any) -> Any:
@@ -72,29 +78,42 @@ def make(batch_size: int, ticks: int) -> tuple[Clock, Counter, List[int]]:
     return clock, counter, inserts
 
 
+def uses_kernel(counter: Counter) -> bool:
+    return counter._calls["Clock"].kernel is not None
+
+
+@pytest.mark.parametrize("spied", [True, False], ids=["python", "kernel"])
 @pytest.mark.parametrize("batch_size", [1, 7, 100])
-def test_batches_see_earlier_writes_and_match_one_at_a_time(batch_size: int) -> None:
-    _, counter, inserts = make(batch_size, 250)
+def test_batches_see_earlier_writes_and_match_one_at_a_time(batch_size: int, spied: bool) -> None:
+    _, counter, inserts = make(batch_size, 250, spied)
     counter.pull_and_process("Clock")
     tally = counter.repository.get(TALLY_ID)
     assert tally.seen == list(range(250))
     assert tally.version == 251
     assert counter.recorder.max_tracking_id("Clock") == 250
-    expected_inserts = -(-250 // batch_size)
-    assert len(inserts) == expected_inserts
-    assert sum(inserts) == 251  # Started + 250 Counted
+    assert counter.recorder.max_notification_id() == 251  # Started + 250 Counted
+    if spied:
+        expected_inserts = -(-250 // batch_size)
+        assert len(inserts) == expected_inserts
+        assert sum(inserts) == 251
+    elif batch_size > 1:
+        assert uses_kernel(counter)
 
 
-def test_failure_mid_batch_keeps_what_came_before_and_resumes() -> None:
-    _, counter, inserts = make(100, 150)
+@pytest.mark.parametrize("spied", [True, False], ids=["python", "kernel"])
+def test_failure_mid_batch_keeps_what_came_before_and_resumes(spied: bool) -> None:
+    _, counter, inserts = make(100, 150, spied)
     counter.fail_at = 57
     with pytest.raises(RuntimeError, match="cannot count 57") as info:
         counter.pull_and_process("Clock")
+    assert uses_kernel(counter) is not spied
     assert any("notification 58 from Clock" in note for note in info.value.__notes__)
+    assert counter.processing == ("Clock", 58)
     assert counter.recorder.max_tracking_id("Clock") == 57
     assert counter.repository.get(TALLY_ID).seen == list(range(57))
     counter.fail_at = None
     counter.pull_and_process("Clock")
+    assert counter.processing is None
     assert counter.repository.get(TALLY_ID).seen == list(range(150))
 
 
@@ -114,21 +133,33 @@ class Marking(ProcessApplication):
         process_event.save(Marker(n=domain_event.n))
 
 
-def test_a_conflicting_batch_is_retried_one_by_one_and_names_the_culprit() -> None:
+# (ticks, batch size, the tick whose marker exists already)
+CONFLICTS = [(30, 1000, 12), (3, 1, 0), (3, 100, 0), (1, 100, 0)]
+
+
+@pytest.mark.parametrize(
+    "ticks, batch_size, taken", CONFLICTS, ids=["batch", "one-at-a-time", "first", "alone"]
+)
+def test_a_conflicting_write_names_its_notification_and_keeps_the_ones_before(
+    ticks: int, batch_size: int, taken: int
+) -> None:
     clock = Clock()
-    clock.tick(30)
+    clock.tick(ticks)
     marking = Marking()
+    marking.pull_batch_size = batch_size
     marking.follow("Clock", clock.log)
-    # A marker for tick 12 exists already: the policy's write for it conflicts.
-    marking.save(Marker(n=12))
+    # The marker exists already: the policy's write for that tick conflicts.
+    marking.save(Marker(n=taken))
     with pytest.raises(IntegrityError) as info:
         marking.pull_and_process("Clock")
+    culprit = taken + 1
     notes = [n for n in info.value.__notes__ if "from Clock" in n]
-    assert len(notes) == 1 and "notification 13 from Clock" in notes[0]
-    assert marking.processing == ("Clock", 13)
-    # The batch failed whole, then the retry recorded ticks 0..11 one by one.
-    assert marking.recorder.max_tracking_id("Clock") == 12
-    assert marking.recorder.max_notification_id() == 13
+    assert len(notes) == 1 and f"notification {culprit} from Clock" in notes[0]
+    assert marking.processing == ("Clock", culprit)
+    # A batch fails whole, then the retry records the ticks before the
+    # culprit one by one.
+    assert marking.recorder.max_tracking_id("Clock") == taken
+    assert marking.recorder.max_notification_id() == taken + 1
 
 
 def test_a_follower_reads_a_users_own_log_through_it() -> None:

@@ -1,6 +1,6 @@
 """Type stubs for the Rust core, ``eventsourcing_rs._core``."""
 
-from typing import Any, Iterable, Iterator, final
+from typing import Any, Callable, Iterable, Iterator, final
 from uuid import UUID
 
 from typing_extensions import disjoint_base
@@ -12,6 +12,7 @@ __all__ = [
     "MethodGuard",
     "Notification",
     "PromptQueue",
+    "PullKernel",
     "SQLiteDatastore",
     "SQLiteRecorder",
     "SQLiteTransaction",
@@ -250,6 +251,29 @@ class MethodGuard:
         subjects: list[object] = ...,
     ) -> MethodGuard: ...
     def holds(self, *subjects: object) -> bool: ...
+
+@final
+class PullKernel:
+    """One page of a follower's pull from a leader in the same process, run
+    in Rust: the position, the leader's page, decoding, the policies, and
+    recording the batch with its tracking record."""
+
+    def __new__(
+        cls,
+        follower: MemoryRecorder | SQLiteRecorder,
+        leader: MemoryRecorder | SQLiteRecorder,
+        decoder: EventMapper,
+        encoder: EventMapper,
+        book: TrackingBook,
+    ) -> PullKernel: ...
+    def pull(
+        self,
+        name: str,
+        limit: int,
+        policy: Callable[[Any, Any], Any],
+        process_event_class: Callable[[Tracking], Any],
+        events: list[Any],
+    ) -> tuple[int, int, Tracking | None, int | None, BaseException | None]: ...
 
 def parse_section_id(section_id: str) -> tuple[int, int]: ...
 def section_start_and_limit(section_id: str, section_size: int) -> tuple[int, int]: ...

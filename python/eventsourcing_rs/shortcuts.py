@@ -103,20 +103,30 @@ def follower_calls(
 
 class FollowerCalls:
     """What :func:`follower_calls` found for one leader, kept while it
-    still applies.
+    still applies; and, when every call is a Rust one and the follower's
+    mappers are the Rust ones, a :class:`~eventsourcing_rs._core.PullKernel`
+    that runs a whole page of the pull in Rust.
 
     Finding the calls afresh costs more than the layers they skip, so a
     follower keeps them per leader and asks ``guard.holds(recorder,
-    event_store, log)`` on each pull: true while those are the objects the
-    calls were found for, and (see :class:`~eventsourcing_rs._core.MethodGuard`)
-    the objects behind them are too and none of the methods the calls stand
-    for has been replaced since, on a class (the type's version tag
-    changes) or on an instance.
+    event_store, log, mapper, tracking_book)`` on each pull: true while
+    those are the objects the calls were found for, and (see
+    :class:`~eventsourcing_rs._core.MethodGuard`) the objects behind them
+    are too and none of the methods the calls stand for has been replaced
+    since, on a class (the type's version tag changes) or on an instance.
     """
 
-    __slots__ = ("calls", "guard")
+    __slots__ = ("calls", "kernel", "guard")
 
-    def __init__(self, recorder: Any, event_store: Any, log: Any, local_log_type: Any):
+    def __init__(
+        self,
+        recorder: Any,
+        event_store: Any,
+        log: Any,
+        local_log_type: Any,
+        mapper: Any,
+        tracking_book: Any,
+    ):
         self.calls = follower_calls(recorder, event_store, log, local_log_type)
         watched: List[Tuple[Any, List[str]]] = [
             (recorder, ["max_tracking_id", "insert_events"]),
@@ -132,4 +142,45 @@ class FollowerCalls:
             pinned.append((log, "recorder"))
             if hasattr(leader, "_recorder"):
                 pinned.append((leader, "_recorder"))
-        self.guard = _core.MethodGuard(watched, pinned, [recorder, event_store, log])
+        self.kernel = _kernel(self.calls, event_store, mapper, tracking_book)
+        if self.kernel is not None:
+            # The Rust mapper methods are instance attributes of the stock
+            # mappers: replacing one rebinds it.
+            pinned += [
+                (mapper, "to_domain_event"),
+                (event_store, "mapper"),
+                (event_store.mapper, "from_domain_event"),
+            ]
+        self.guard = _core.MethodGuard(
+            watched, pinned, [recorder, event_store, log, mapper, tracking_book]
+        )
+
+
+def _rust_method_owner(method: Any, owner_type: Any) -> Any:
+    """The object a Rust method is bound to, if it is of ``owner_type``."""
+    owner = getattr(method, "__self__", None)
+    return owner if type(owner) is owner_type else None
+
+
+def _kernel(
+    calls: Tuple[Any, Any, Any], event_store: Any, mapper: Any, tracking_book: Any
+) -> Optional[Any]:
+    max_tracking_id, select, insert = calls
+    if select is None or insert is None:
+        return None
+    follower: Any = getattr(max_tracking_id, "__self__", None)
+    leader: Any = getattr(select, "__self__", None)
+    native = (_core.MemoryRecorder, _core.SQLiteRecorder)
+    if type(follower) not in native or type(leader) not in native:
+        return None
+    inserts_into: Any = getattr(insert, "__self__", None)
+    if inserts_into is not follower:
+        return None
+    decoder = _rust_method_owner(getattr(mapper, "to_domain_event", None), _core.EventMapper)
+    encoder = _rust_method_owner(
+        getattr(getattr(event_store, "mapper", None), "from_domain_event", None),
+        _core.EventMapper,
+    )
+    if decoder is None or encoder is None or type(tracking_book) is not _core.TrackingBook:
+        return None
+    return _core.PullKernel(follower, leader, decoder, encoder, tracking_book)

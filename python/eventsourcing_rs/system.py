@@ -150,10 +150,16 @@ class Follower(Application):
         # so that a method replaced since the last one (on an instance, or
         # patched on a class) is honoured.
         recorder, store, log = self.recorder, self.events, reader.notification_log
+        book = self.tracking_book
         found = self._calls.get(name)
-        if found is None or not found.guard.holds(recorder, store, log):
-            found = shortcuts.FollowerCalls(recorder, store, log, LocalNotificationLog)
+        if found is None or not found.guard.holds(recorder, store, log, mapper, book):
+            found = shortcuts.FollowerCalls(
+                recorder, store, log, LocalNotificationLog, mapper, book
+            )
             self._calls[name] = found
+        if found.kernel is not None:
+            self._pull_with_kernel(name, batch_size, found.kernel)
+            return
         max_tracking_id, select, insert = found.calls
         # The recorder is the authority (another process may have moved it
         # on); the book keeps what it says for the checks made on insert.
@@ -186,14 +192,15 @@ class Follower(Application):
                     count += 1
                     if count >= batch_size:
                         pending.clear()
-                        if self._record_batch(name, events, tracking, count, insert):
+                        batch = (events, tracking, count)
+                        # Taken: if recording it fails, the handler below
+                        # must not record it again.
+                        events, tracking, count = pending.events, None, 0
+                        if self._record_batch(name, *batch, insert):
                             # Recorded by pulling again one at a time, which
                             # went on to the end of the log: nothing is left.
                             self.processing = None
                             return
-                        events = pending.events
-                        tracking = None
-                        count = 0
                         insert = self._stock_insert()
                 # A short page is the end of the log for now.
                 if not select or len(notifications) < batch_size:  # type: ignore[arg-type]
@@ -205,7 +212,9 @@ class Follower(Application):
             if self.processing is None:
                 if notification is not None:
                     self.processing = (name, notification.id)
-                self._note_failure(error, name, notification, start)
+                self._note_failure(
+                    error, name, notification.id if notification is not None else None, start
+                )
             # What was processed before the failure stands on its own.
             pending.clear()
             self._record_batch(name, events, tracking, count, insert)
@@ -213,6 +222,44 @@ class Follower(Application):
         pending.clear()
         if count:
             self._record_batch(name, events, tracking, count, insert)
+        self.processing = None
+
+    def _pull_with_kernel(self, name: str, batch_size: int, kernel: Any) -> None:
+        """The batched pull, a page at a time in Rust (see PullKernel)."""
+        store = self.events
+        pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
+        policy = self.policy
+        self.processing = None
+        while True:
+            events = pending.events
+            try:
+                page, count, tracking, failed_id, error = kernel.pull(
+                    name, batch_size, policy, ProcessEvent, events
+                )
+            except Exception as raised:
+                # Reading the position or the page: nothing was processed.
+                pending.clear()
+                self._note_failure(raised, name, None, None)
+                raise
+            pending.clear()
+            if error is None:
+                if count:
+                    self.notify(events)
+                if page < batch_size:
+                    break
+                continue
+            if failed_id is not None:
+                # A policy raised: what was processed before it stands.
+                self.processing = (name, failed_id)
+                self._note_failure(error, name, failed_id, None)
+                self._record_batch(name, events, tracking, count, self._stock_insert())
+                raise error
+            # Recording failed and wrote nothing.
+            if count == 1:
+                self._note_recording_failure(error, name, tracking)
+                raise error
+            self._reprocess_one_at_a_time(name)
+            return
         self.processing = None
 
     def _pull_one_at_a_time(self, name: str) -> None:
@@ -227,7 +274,9 @@ class Follower(Application):
                 self.policy(domain_event, process_event)
                 self.record(process_event)
         except Exception as error:
-            self._note_failure(error, name, notification, start)
+            self._note_failure(
+                error, name, notification.id if notification is not None else None, start
+            )
             raise
         self.processing = None
 
@@ -248,33 +297,48 @@ class Follower(Application):
             return False
         try:
             self._insert_tracked(events, tracking, insert)
-        except Exception:
+        except Exception as error:
             if count == 1:
+                self._note_recording_failure(error, name, tracking)
                 raise
-            # Find the notification at fault: nothing of the batch was
-            # written, so process it again one notification at a time.
-            saved = self.pull_batch_size
-            self.pull_batch_size = 1
-            try:
-                self.pull_and_process(name)
-            finally:
-                self.pull_batch_size = saved
+            self._reprocess_one_at_a_time(name)
             return True
         self.notify(events)
         return False
+
+    def _note_recording_failure(
+        self, error: Exception, name: str, tracking: Optional[Tracking]
+    ) -> None:
+        """Says which notification's record failed (its events and tracking
+        record were refused together, so it is still to be processed)."""
+        if tracking is not None and self.processing is None:
+            self.processing = (name, tracking.notification_id)
+            self._note_failure(error, name, tracking.notification_id, None)
+
+    def _reprocess_one_at_a_time(self, name: str) -> None:
+        """After a batch's insert failed (writing nothing): processes the
+        leader again one notification at a time, to the end of its log, so
+        the error, if it recurs, names the notification at fault."""
+        saved = self.pull_batch_size
+        self.pull_batch_size = 1
+        try:
+            self.pull_and_process(name)
+        finally:
+            self.pull_batch_size = saved
 
     def _note_failure(
         self,
         error: Exception,
         name: str,
-        notification: Optional[Notification],
-        start: int,
+        notification_id: Optional[int],
+        start: Optional[int],
     ) -> None:
-        where = (
-            f"notification {notification.id}"
-            if notification is not None
-            else f"notifications from id {start}"
-        )
+        if notification_id is not None:
+            where = f"notification {notification_id}"
+        elif start is not None:
+            where = f"notifications from id {start}"
+        else:
+            where = "notifications"
         error.add_note(f"while {type(self).__name__} processed {where} from {name}")
 
     @abstractmethod

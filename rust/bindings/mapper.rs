@@ -174,7 +174,7 @@ impl EventMapper {
 
     /// Returns the StoredEvent for a domain event.
     #[pyo3(name = "from_domain_event")]
-    fn stored_event_for(
+    pub(crate) fn stored_event_for(
         &self,
         py: Python<'_>,
         domain_event: &Bound<'_, PyAny>,
@@ -218,7 +218,7 @@ impl EventMapper {
 
     /// Returns the domain event a StoredEvent records, upcast to the
     /// current version of its class.
-    fn to_domain_event<'py>(
+    pub(crate) fn to_domain_event<'py>(
         &self,
         py: Python<'py>,
         stored: &Bound<'py, StoredEvent>,

@@ -57,7 +57,7 @@ impl MemoryRecorder {
     /// Inserts the events (and tracking record) all or nothing; returns
     /// their notification ids.
     #[pyo3(signature = (stored_events, tracking=None))]
-    fn insert_events(
+    pub(crate) fn insert_events(
         &self,
         py: Python<'_>,
         stored_events: &Bound<'_, PyAny>,
@@ -102,7 +102,7 @@ impl MemoryRecorder {
         PyList::new(py, records.iter().map(|r| r.bind(py)))
     }
 
-    fn select_notifications<'py>(
+    pub(crate) fn select_notifications<'py>(
         &self,
         py: Python<'py>,
         start: i64,
@@ -121,7 +121,7 @@ impl MemoryRecorder {
         self.store.read().max_notification_id()
     }
 
-    fn max_tracking_id(&self, application_name: &str) -> i64 {
+    pub(crate) fn max_tracking_id(&self, application_name: &str) -> i64 {
         self.store.read().max_tracking_id(application_name)
     }
 }

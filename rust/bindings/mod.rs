@@ -6,6 +6,7 @@ pub mod mapper;
 pub mod memory_recorder;
 pub mod method_guard;
 pub mod prompt_queue;
+pub mod pull_kernel;
 pub mod reader;
 pub mod sqlite_recorder;
 pub mod tracking;

@@ -487,7 +487,7 @@ impl SqliteRecorder {
     /// recorder) all or nothing; returns their notification ids (none
     /// for an aggregate recorder).
     #[pyo3(signature = (stored_events, tracking=None))]
-    fn insert_events(
+    pub(crate) fn insert_events(
         &self,
         py: Python<'_>,
         stored_events: &Bound<'_, PyAny>,
@@ -559,7 +559,7 @@ impl SqliteRecorder {
         PyList::new(py, items)
     }
 
-    fn select_notifications<'py>(
+    pub(crate) fn select_notifications<'py>(
         &self,
         py: Python<'py>,
         start: i64,
@@ -600,7 +600,7 @@ impl SqliteRecorder {
             .map_err(store_error)
     }
 
-    fn max_tracking_id(&self, py: Python<'_>, application_name: &str) -> PyResult<i64> {
+    pub(crate) fn max_tracking_id(&self, py: Python<'_>, application_name: &str) -> PyResult<i64> {
         py.detach(|| self.inner.max_tracking_id(application_name))
             .map_err(store_error)
     }

@@ -26,25 +26,25 @@ impl TrackingBook {
     }
 
     /// Records a position read from the process recorder.
-    fn learn(&self, leader_name: &str, position: i64) {
+    pub(crate) fn learn(&self, leader_name: &str, position: i64) {
         self.book.lock().learn(leader_name, position)
     }
 
     /// Raises IntegrityError (naming the leader and ids) if the tracking id
     /// does not advance past the known position.
-    fn check(&self, leader_name: &str, notification_id: i64) -> PyResult<()> {
+    pub(crate) fn check(&self, leader_name: &str, notification_id: i64) -> PyResult<()> {
         let result = self.book.lock().check(leader_name, notification_id);
         result.map_err(|e| IntegrityError::new_err(e.to_string()))
     }
 
     /// Moves the known position on, after the insert committed.
-    fn advance(&self, leader_name: &str, notification_id: i64) -> PyResult<()> {
+    pub(crate) fn advance(&self, leader_name: &str, notification_id: i64) -> PyResult<()> {
         let result = self.book.lock().advance(leader_name, notification_id);
         result.map_err(|e| IntegrityError::new_err(e.to_string()))
     }
 
     /// Forgets the leader's position, so it is read again from the recorder.
-    fn forget(&self, leader_name: &str) {
+    pub(crate) fn forget(&self, leader_name: &str) {
         self.book.lock().forget(leader_name)
     }
 }

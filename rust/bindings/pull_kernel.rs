@@ -1,0 +1,215 @@
+//! One page of a follower's pull from a leader in the same process, run
+//! here when every object on its path is a stock one backed by Rust (see
+//! `shortcuts.py`): reading the position and the leader's page, decoding
+//! each notification, calling the policy, and recording the batch with its
+//! tracking record, without going back to Python between those steps.
+//!
+//! The follower keeps the semantics: it notifies, and it handles a failed
+//! policy or insert from what `pull` returns (see `Follower.pull_and_process`).
+
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
+
+use super::mapper::EventMapper;
+use super::memory_recorder::MemoryRecorder;
+use super::sqlite_recorder::SqliteRecorder;
+use super::tracking::TrackingBook;
+use super::values::{Notification, Tracking};
+
+/// A Rust process or application recorder.
+enum Recorder {
+    Memory(Py<MemoryRecorder>),
+    Sqlite(Py<SqliteRecorder>),
+}
+
+impl Recorder {
+    fn new(obj: &Bound<'_, PyAny>, role: &str) -> PyResult<Self> {
+        if let Ok(r) = obj.cast::<MemoryRecorder>() {
+            return Ok(Recorder::Memory(r.clone().unbind()));
+        }
+        if let Ok(r) = obj.cast::<SqliteRecorder>() {
+            return Ok(Recorder::Sqlite(r.clone().unbind()));
+        }
+        Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "the {role} recorder is not a Rust recorder: {}",
+            obj.get_type().repr()?
+        )))
+    }
+
+    fn max_tracking_id(&self, py: Python<'_>, name: &str) -> PyResult<i64> {
+        match self {
+            Recorder::Memory(r) => Ok(r.get().max_tracking_id(name)),
+            Recorder::Sqlite(r) => r.get().max_tracking_id(py, name),
+        }
+    }
+
+    fn select_notifications<'py>(
+        &self,
+        py: Python<'py>,
+        start: i64,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyList>> {
+        match self {
+            Recorder::Memory(r) => r.get().select_notifications(py, start, limit),
+            Recorder::Sqlite(r) => r.get().select_notifications(py, start, limit),
+        }
+    }
+
+    fn insert_events(
+        &self,
+        py: Python<'_>,
+        stored: &Bound<'_, PyAny>,
+        tracking: PyRef<'_, Tracking>,
+    ) -> PyResult<Vec<i64>> {
+        match self {
+            Recorder::Memory(r) => r.get().insert_events(py, stored, Some(tracking)),
+            Recorder::Sqlite(r) => r.get().insert_events(py, stored, Some(tracking)),
+        }
+    }
+}
+
+/// What one `pull` did: how many notifications the page held, how many
+/// were processed (and with which last tracking record), and, if something
+/// failed, the error and the notification whose processing raised it (None
+/// when the batch's insert failed, which then wrote nothing).
+type PullOutcome = (
+    usize,
+    usize,
+    Option<Py<Tracking>>,
+    Option<i64>,
+    Option<Py<PyAny>>,
+);
+
+/// The Rust objects behind one follower's pull from one leader.
+#[pyclass(frozen, module = "eventsourcing_rs._core")]
+pub struct PullKernel {
+    follower: Recorder,
+    leader: Recorder,
+    decoder: Py<EventMapper>,
+    encoder: Py<EventMapper>,
+    book: Py<TrackingBook>,
+}
+
+#[pymethods]
+impl PullKernel {
+    #[new]
+    fn new(
+        follower: &Bound<'_, PyAny>,
+        leader: &Bound<'_, PyAny>,
+        decoder: Bound<'_, EventMapper>,
+        encoder: Bound<'_, EventMapper>,
+        book: Bound<'_, TrackingBook>,
+    ) -> PyResult<Self> {
+        Ok(PullKernel {
+            follower: Recorder::new(follower, "follower's")?,
+            leader: Recorder::new(leader, "leader's")?,
+            decoder: decoder.unbind(),
+            encoder: encoder.unbind(),
+            book: book.unbind(),
+        })
+    }
+
+    /// Processes the leader's next page of up to `limit` notifications
+    /// (from the one after the follower's tracked position): for each, a
+    /// `process_event_class(Tracking(name, id))` is made and
+    /// `policy(domain_event, process_event)` called, and the process
+    /// event's new events are appended to `events` (the batch's pending
+    /// events, which the event store serves to the policies that follow).
+    /// If every policy returns, the batch is recorded in one insert with
+    /// the last tracking record.
+    ///
+    /// Errors reading the position or the page are raised. A policy (or
+    /// decoding) that raises stops the page and nothing is recorded: the
+    /// outcome names the notification, and `events` holds what the ones
+    /// before it made. Recording that fails (a tracking record that would
+    /// not advance, an event that cannot be encoded, the insert) wrote
+    /// nothing; the outcome carries its error.
+    fn pull(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyString>,
+        limit: usize,
+        policy: &Bound<'_, PyAny>,
+        process_event_class: &Bound<'_, PyAny>,
+        events: &Bound<'_, PyList>,
+    ) -> PyResult<PullOutcome> {
+        let leader_name = name.to_str()?;
+        let book = self.book.get();
+        let position = self.follower.max_tracking_id(py, leader_name)?;
+        book.learn(leader_name, position);
+        let page = self.leader.select_notifications(py, position + 1, limit)?;
+        let decoder = self.decoder.get();
+        let mut tracking: Option<Bound<'_, Tracking>> = None;
+        let mut count = 0;
+        for item in page.iter() {
+            let notification = item.cast::<Notification>()?;
+            let id = notification.get().id;
+            let processed = (|| -> PyResult<Bound<'_, Tracking>> {
+                let made = Bound::new(
+                    py,
+                    Tracking {
+                        application_name: leader_name.to_owned(),
+                        notification_id: id,
+                    },
+                )?;
+                let process_event = process_event_class.call1((made,))?;
+                let domain_event = decoder.to_domain_event(py, notification.as_super())?;
+                policy.call1((domain_event, &process_event))?;
+                let new_events = process_event.getattr(pyo3::intern!(py, "events"))?;
+                for event in new_events.try_iter()? {
+                    events.append(event?)?;
+                }
+                Ok(process_event
+                    .getattr(pyo3::intern!(py, "tracking"))?
+                    .cast_into::<Tracking>()?)
+            })();
+            match processed {
+                Ok(t) => {
+                    tracking = Some(t);
+                    count += 1;
+                }
+                Err(error) => {
+                    let outcome = (
+                        page.len(),
+                        count,
+                        tracking.map(Bound::unbind),
+                        Some(id),
+                        Some(error.into_value(py).into_any()),
+                    );
+                    return Ok(outcome);
+                }
+            }
+        }
+        let Some(tracking) = tracking else {
+            return Ok((page.len(), 0, None, None, None));
+        };
+        let last = tracking.get().notification_id;
+        // As when the follower records a batch itself: a tracking record
+        // that would not advance, an event that cannot be encoded and an
+        // insert that fails all leave nothing written.
+        let recorded = (|| -> PyResult<()> {
+            book.check(leader_name, last)?;
+            let encoder = self.encoder.get();
+            let stored = PyList::empty(py);
+            for event in events.iter() {
+                stored.append(encoder.stored_event_for(py, &event)?)?;
+            }
+            self.follower
+                .insert_events(py, stored.as_any(), tracking.borrow())?;
+            Ok(())
+        })();
+        if let Err(error) = recorded {
+            book.forget(leader_name);
+            let outcome = (
+                page.len(),
+                count,
+                Some(tracking.unbind()),
+                None,
+                Some(error.into_value(py).into_any()),
+            );
+            return Ok(outcome);
+        }
+        book.advance(leader_name, last)?;
+        Ok((page.len(), count, Some(tracking.unbind()), None, None))
+    }
+}
