@@ -27,5 +27,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(reader::section_start_and_limit, m)?)?;
     m.add_function(wrap_pyfunction!(reader::format_section_id, m)?)?;
     m.add_function(wrap_pyfunction!(uuids::uuid4, m)?)?;
+    m.add_function(wrap_pyfunction!(objects::instance_with_dict, m)?)?;
+    m.add_function(wrap_pyfunction!(objects::now, m)?)?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 """Type stubs for the Rust core, ``eventsourcing_rs._core``."""
 
+from datetime import datetime, tzinfo
 from typing import Any, Callable, Iterable, Iterator, final
 from uuid import UUID
 
@@ -22,6 +23,8 @@ __all__ = [
     "Tracking",
     "TrackingBook",
     "format_section_id",
+    "instance_with_dict",
+    "now",
     "parse_section_id",
     "section_start_and_limit",
     "uuid4",
@@ -279,3 +282,5 @@ def parse_section_id(section_id: str) -> tuple[int, int]: ...
 def section_start_and_limit(section_id: str, section_size: int) -> tuple[int, int]: ...
 def format_section_id(first: int, last: int) -> str: ...
 def uuid4() -> UUID: ...
+def instance_with_dict(cls: type[Any], state: dict[str, Any]) -> Any: ...
+def now(tz: tzinfo) -> datetime: ...

@@ -37,6 +37,8 @@ from typing import (
 from uuid import RFC_4122, UUID, uuid4
 from weakref import WeakKeyDictionary, WeakSet
 
+from eventsourcing_rs._core import instance_with_dict
+from eventsourcing_rs._core import now as native_now
 from eventsourcing_rs._core import uuid4 as native_uuid4
 from eventsourcing_rs.utils import _objs_cache, get_method_name, get_topic, resolve_topic
 
@@ -1435,11 +1437,29 @@ def _timestamp_line(timestamp_var: str, closure: Dict[str, Any], taken: Set[str]
     ``datetime.now(TZINFO)``, with the method looked up beforehand while
     the module's ``datetime`` is the class it was looked up on."""
     datetime_var = _closure_constant("datetime_class", datetime, closure=closure, taken=taken)
-    now_var = _closure_constant("now", datetime.now, closure=closure, taken=taken)
+    # datetime.now(tz), read from the clock in Rust when tz is UTC.
+    now_var = _closure_constant("now", native_now, closure=closure, taken=taken)
     return (
         f"{timestamp_var} = {now_var}(TZINFO) if datetime is {datetime_var} "
         "else datetime.now(TZINFO)"
     )
+
+
+def _new_aggregate_lines(
+    agg_var: str, new_var: str, cls_var: str, id_var: str, version_var: str, timestamp_var: str
+) -> List[str]:
+    """Source lines making an aggregate as Aggregate.__new__ and
+    __base_init__ do. Its attributes are set one by one (not given as a
+    whole __dict__, as an event's are): its __init__ goes on to set more of
+    them, which CPython stores most cheaply in an object made this way."""
+    return [
+        f"{agg_var} = {new_var}({cls_var})",
+        f"{agg_var}._id = {id_var}",
+        f"{agg_var}._version = {version_var}",
+        f"{agg_var}._created_on = {timestamp_var}",
+        f"{agg_var}._modified_on = {timestamp_var}",
+        f"{agg_var}._pending_events = []",
+    ]
 
 
 def _specialise_creation(cls: MetaAggregate) -> Callable[..., Any] | None:
@@ -1508,7 +1528,6 @@ def _generate_creator(cls: MetaAggregate) -> Callable[..., Any] | None:
     create_id_var = constant("create_id", cls.create_id)
     timestamp_var = _unused_name("timestamp", taken)
     event_var = _unused_name("event", taken)
-    state_var = _unused_name("state", taken)
     agg_var = _unused_name("agg", taken)
     error_var = _unused_name("error", taken)
     given_var = _unused_name("given", taken)
@@ -1533,6 +1552,10 @@ def _generate_creator(cls: MetaAggregate) -> Callable[..., Any] | None:
         **{n: n for n in given},
     }
     field_names = [*_BASE_EVENT_FIELDS, "originator_topic", *extra_fields]
+    with_dict_var = constant("instance_with_dict", instance_with_dict)
+    base_attributes = _new_aggregate_lines(
+        agg_var, new_var, cls_var, id_var, version_var, timestamp_var
+    )
     body = _binding_lines(
         signature.parameters,
         args_var,
@@ -1546,7 +1569,10 @@ def _generate_creator(cls: MetaAggregate) -> Callable[..., Any] | None:
         f"    {objs_cache_var}[{topic_var}] = {cls_var}",
         *(f"    {line}" for line in make_id),
         f"    {_timestamp_line(timestamp_var, closure, taken)}",
-        f"    {event_var} = {new_var}({event_cls_var})",
+        # The event's fields are its __dict__, made in one piece.
+        f"    {event_var} = {with_dict_var}({event_cls_var}, {{",
+        *(f"        {n!r}: {values[n]}," for n in field_names),
+        "    })",
         f"except TypeError as {error_var}:",
         f"    {given_var} = {{{given_items}}}",
         "    raise TypeError(",
@@ -1554,15 +1580,8 @@ def _generate_creator(cls: MetaAggregate) -> Callable[..., Any] | None:
         f'        f"{{{event_cls_var}.__qualname__}} and keyword args {{{given_var}}}: '
         f'{{{error_var}}}"',
         f"    ) from {error_var}",
-        f"{state_var} = {event_var}.__dict__",
-        *(f"{state_var}[{n!r}] = {values[n]}" for n in field_names),
         # AggregateCreated.mutate(), with Aggregate.__new__ and __base_init__.
-        f"{agg_var} = {new_var}({cls_var})",
-        f"{agg_var}._id = {id_var}",
-        f"{agg_var}._version = {version_var}",
-        f"{agg_var}._created_on = {timestamp_var}",
-        f"{agg_var}._modified_on = {timestamp_var}",
-        f"{agg_var}._pending_events = []",
+        *base_attributes,
         f"{init_var}({', '.join(filter(None, [agg_var, init_arguments]))})",
         f"{agg_var}._pending_events.append({event_var})",
         f"return {agg_var}",
@@ -1639,11 +1658,10 @@ def _generate_trigger(
     general_var = constant("trigger_generally", decorator._trigger)
     event_cls_var = constant("event_class", event_cls)
     applied_var = constant("method", applied)
-    new_var = constant("new_object", _new_object)
+    with_dict_var = constant("instance_with_dict", instance_with_dict)
     version_var = _unused_name("version", taken)
     timestamp_var = _unused_name("timestamp", taken)
     event_var = _unused_name("event", taken)
-    state_var = _unused_name("state", taken)
     originator_id_var = _unused_name("originator_id", taken)
     error_var = _unused_name("error", taken)
     values = {
@@ -1666,12 +1684,13 @@ def _generate_trigger(
         "try:",
         f"    {originator_id_var} = {aggregate_var}._id",
         f"    {_timestamp_line(timestamp_var, closure, taken)}",
-        f"    {event_var} = {new_var}({event_cls_var})",
+        # The event's fields are its __dict__, made in one piece.
+        f"    {event_var} = {with_dict_var}({event_cls_var}, {{",
+        *(f"        {n!r}: {values[n]}," for n in [*_BASE_EVENT_FIELDS, *extra_fields]),
+        "    })",
         f"except TypeError as {error_var}:",
         f'    raise TypeError(f"Can\'t construct event {{{event_cls_var}}}: {{{error_var}}}")'
         f" from {error_var}",
-        f"{state_var} = {event_var}.__dict__",
-        *(f"{state_var}[{n!r}] = {values[n]}" for n in [*_BASE_EVENT_FIELDS, *extra_fields]),
         # AggregateEvent.mutate() (whose version check can't fail here) and
         # DecoratedEvent.apply().
         f"if {applied_var}({', '.join(filter(None, [aggregate_var, arguments]))}) is not None:",
@@ -1753,12 +1772,7 @@ def _generate_rebuilder(cls: MetaAggregate) -> Callable[[Dict[str, Any]], Any] |
         *(f"    {var} = {state_var}[{name!r}]" for var, name in reads.items()),
         "except KeyError:",
         "    return None",
-        f"{agg_var} = {new_var}({cls_var})",
-        f"{agg_var}._id = {id_var}",
-        f"{agg_var}._version = {version_var}",
-        f"{agg_var}._created_on = {timestamp_var}",
-        f"{agg_var}._modified_on = {timestamp_var}",
-        f"{agg_var}._pending_events = []",
+        *_new_aggregate_lines(agg_var, new_var, cls_var, id_var, version_var, timestamp_var),
         f"{init_var}({', '.join(filter(None, [agg_var, init_arguments]))})",
         f"return {agg_var}",
     ]

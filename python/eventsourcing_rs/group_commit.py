@@ -33,24 +33,25 @@ class PendingEvents:
     def __init__(self) -> None:
         self.events: List[AggregateEvent] = []
         self._by_aggregate: Dict[UUID, List[AggregateEvent]] = {}
-        self._indexed = 0
+        # How many of the events the index holds (0: nothing to clear).
+        self.indexed = 0
 
     def for_aggregate(self, originator_id: UUID) -> Optional[List[AggregateEvent]]:
         """The pending events of one aggregate, in the order added."""
         if not self.events:
             return None
         index = self._by_aggregate
-        for event in self.events[self._indexed :]:
+        for event in self.events[self.indexed :]:
             index.setdefault(event.originator_id, []).append(event)
-        self._indexed = len(self.events)
+        self.indexed = len(self.events)
         return index.get(originator_id)
 
     def clear(self) -> None:
         """Starts a new batch (a new list: the old one is being recorded)."""
         self.events = []
-        if self._indexed:
+        if self.indexed:
             self._by_aggregate.clear()
-            self._indexed = 0
+            self.indexed = 0
 
 
 class PendingAwareEventStore(EventStore):

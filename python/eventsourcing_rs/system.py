@@ -157,10 +157,60 @@ class Follower(Application):
                 recorder, store, log, LocalNotificationLog, mapper, book
             )
             self._calls[name] = found
-        if found.kernel is not None:
-            self._pull_with_kernel(name, batch_size, found.kernel)
+        kernel = found.kernel
+        if kernel is None:
+            self._pull_in_python(name, batch_size, reader, mapper, found.calls)
             return
-        max_tracking_id, select, insert = found.calls
+        # A page at a time in Rust (see PullKernel), which returns what it
+        # did; notifying and failures are handled here.
+        pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
+        policy = self.policy
+        self.processing = None
+        while True:
+            events = pending.events
+            try:
+                page, count, tracking, failed_id, error = kernel.pull(
+                    name, batch_size, policy, ProcessEvent, events
+                )
+            except Exception as raised:
+                # Reading the position or the page: nothing was processed.
+                pending.clear()
+                self._note_failure(raised, name, None, None)
+                raise
+            if pending.indexed:
+                pending.clear()
+            else:
+                pending.events = []
+            if error is None:
+                if count:
+                    self.notify(events)
+                if page < batch_size:
+                    break
+                continue
+            if failed_id is not None:
+                # A policy raised: what was processed before it stands.
+                self.processing = (name, failed_id)
+                self._note_failure(error, name, failed_id, None)
+                self._record_batch(name, events, tracking, count, self._stock_insert())
+                raise error
+            # Recording failed and wrote nothing.
+            if count == 1:
+                self._note_recording_failure(error, name, tracking)
+                raise error
+            self._reprocess_one_at_a_time(name)
+            return
+        self.processing = None
+
+    def _pull_in_python(
+        self,
+        name: str,
+        batch_size: int,
+        reader: NotificationLogReader,
+        mapper: Mapper,
+        calls: Tuple[Any, Any, Any],
+    ) -> None:
+        """The batched pull, where some call on its path is a Python one."""
+        max_tracking_id, select, insert = calls
         # The recorder is the authority (another process may have moved it
         # on); the book keeps what it says for the checks made on insert.
         start = max_tracking_id(name)
@@ -174,6 +224,7 @@ class Follower(Application):
             notifications = reader.select(start=start)
         # The batch's new events, served by the event store to the policies
         # that follow in the batch.
+        store = self.events
         pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
         events = pending.events
         tracking: Optional[Tracking] = None
@@ -222,44 +273,6 @@ class Follower(Application):
         pending.clear()
         if count:
             self._record_batch(name, events, tracking, count, insert)
-        self.processing = None
-
-    def _pull_with_kernel(self, name: str, batch_size: int, kernel: Any) -> None:
-        """The batched pull, a page at a time in Rust (see PullKernel)."""
-        store = self.events
-        pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
-        policy = self.policy
-        self.processing = None
-        while True:
-            events = pending.events
-            try:
-                page, count, tracking, failed_id, error = kernel.pull(
-                    name, batch_size, policy, ProcessEvent, events
-                )
-            except Exception as raised:
-                # Reading the position or the page: nothing was processed.
-                pending.clear()
-                self._note_failure(raised, name, None, None)
-                raise
-            pending.clear()
-            if error is None:
-                if count:
-                    self.notify(events)
-                if page < batch_size:
-                    break
-                continue
-            if failed_id is not None:
-                # A policy raised: what was processed before it stands.
-                self.processing = (name, failed_id)
-                self._note_failure(error, name, failed_id, None)
-                self._record_batch(name, events, tracking, count, self._stock_insert())
-                raise error
-            # Recording failed and wrote nothing.
-            if count == 1:
-                self._note_recording_failure(error, name, tracking)
-                raise error
-            self._reprocess_one_at_a_time(name)
-            return
         self.processing = None
 
     def _pull_one_at_a_time(self, name: str) -> None:

@@ -5,6 +5,7 @@ pub mod key_cache;
 pub mod mapper;
 pub mod memory_recorder;
 pub mod method_guard;
+pub mod objects;
 pub mod prompt_queue;
 pub mod pull_kernel;
 pub mod reader;

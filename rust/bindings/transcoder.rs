@@ -406,18 +406,7 @@ impl JsonCodec {
                             }
                             None => None,
                         };
-                        Ok(PyDateTime::new(
-                            py,
-                            f.year,
-                            f.month,
-                            f.day,
-                            f.hour,
-                            f.minute,
-                            f.second,
-                            f.microsecond,
-                            tz,
-                        )?
-                        .into_any())
+                        super::objects::py_datetime(py, &f, tz)
                     }
                     None => DATETIME_CLS
                         .import(py, "datetime", "datetime")?

@@ -81,6 +81,41 @@ fn push_padded(out: &mut Vec<u8>, value: u64, width: usize) {
     out.extend_from_slice(&digits[20 - len..]);
 }
 
+/// The UTC date and time `micros` microseconds after the Unix epoch (the
+/// proleptic Gregorian calendar, as Python's datetime uses).
+pub fn utc_from_unix_micros(micros: i64) -> DateTimeFields {
+    let seconds = micros.div_euclid(1_000_000);
+    let microsecond = micros.rem_euclid(1_000_000) as u32;
+    let days = seconds.div_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    DateTimeFields {
+        year,
+        month,
+        day,
+        hour: (of_day / 3600) as u8,
+        minute: (of_day / 60 % 60) as u8,
+        second: (of_day % 60) as u8,
+        microsecond,
+        offset_micros: Some(0),
+    }
+}
+
+/// Year, month and day of a count of days since 1970-01-01 (H. Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(days: i64) -> (i32, u8, u8) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year as i32, month, day)
+}
+
 fn digits(b: &[u8]) -> Option<u32> {
     if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
         return None;
@@ -151,6 +186,48 @@ fn days_in_month(year: i32, month: u8) -> u8 {
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn unix_micros_become_utc_fields() {
+        let at = |micros| {
+            let f = utc_from_unix_micros(micros);
+            format_iso(&DateTimeFields {
+                offset_micros: None,
+                ..f
+            })
+        };
+        assert_eq!(at(0), "1970-01-01T00:00:00");
+        assert_eq!(at(-1), "1969-12-31T23:59:59.999999");
+        assert_eq!(at(951_782_400_000_000), "2000-02-29T00:00:00");
+        assert_eq!(at(1_709_210_096_123_456), "2024-02-29T12:34:56.123456");
+        assert_eq!(at(4_107_542_399_000_000), "2100-02-28T23:59:59");
+        assert_eq!(at(4_107_542_400_000_000), "2100-03-01T00:00:00");
+        assert_eq!(at(253_402_300_799_999_999), "9999-12-31T23:59:59.999999");
+        assert_eq!(at(-62_135_596_800_000_000), "0001-01-01T00:00:00");
+    }
+
+    #[test]
+    fn every_day_for_four_centuries_follows_the_one_before() {
+        let mut previous = civil_from_days(-1);
+        for days in 0..146_097 * 2 {
+            let (y, m, d) = civil_from_days(days);
+            let (py, pm, pd) = previous;
+            let next_day = (y, m, d) == (py, pm, pd + 1);
+            let next_month = (y, m, d) == (py, pm + 1, 1) && pd == days_in_month(py, pm);
+            let next_year = (y, m, d) == (py + 1, 1, 1) && (pm, pd) == (12, 31);
+            assert!(
+                next_day || next_month || next_year,
+                "{previous:?} then {:?}",
+                (y, m, d)
+            );
+            previous = (y, m, d);
+        }
     }
 }
 
