@@ -174,10 +174,10 @@ impl EventMapper {
 
     /// Returns the StoredEvent for a domain event.
     #[pyo3(name = "from_domain_event")]
-    pub(crate) fn stored_event_for(
+    pub(crate) fn stored_event_for<'py>(
         &self,
-        py: Python<'_>,
-        domain_event: &Bound<'_, PyAny>,
+        py: Python<'py>,
+        domain_event: &Bound<'py, PyAny>,
     ) -> PyResult<StoredEvent> {
         let cls = domain_event.get_type();
         let info = self.class_info(cls.as_any())?;
@@ -185,13 +185,15 @@ impl EventMapper {
         let dict = domain_event
             .getattr(intern!(py, "__dict__"))?
             .cast_into::<PyDict>()?;
-        let get = |name: &str| -> PyResult<Bound<'_, PyAny>> {
+        // Interned names: a key made from a &str would be a new string,
+        // hashed on every call.
+        let get = |name: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyAny>> {
             dict.get_item(name)?.ok_or_else(|| {
                 PyTypeError::new_err(format!("domain event {topic} has no attribute '{name}'"))
             })
         };
-        let originator_id = get("originator_id")?;
-        let originator_version: i64 = get("originator_version")?.extract()?;
+        let originator_id = get(intern!(py, "originator_id"))?;
+        let originator_version: i64 = get(intern!(py, "originator_version"))?.extract()?;
         let key = uuid_to_u128(&originator_id, "originator_id")?;
         let version_obj;
         let extra = if info.class_version > 1 {
@@ -258,30 +260,6 @@ impl EventMapper {
             from_version += 1;
         }
         let cls = cls.cast_into::<PyType>()?;
-        // What `object.__new__(cls)` and `object.__setattr__(event,
-        // "__dict__", state)` do, without two Python-level calls.
-        // SAFETY: `cls` is a type; object's tp_new is called with an empty
-        // argument tuple as object.__new__ would be (it still refuses
-        // abstract classes), and the attribute is set by the generic setter.
-        let event = unsafe {
-            let new = pyo3::ffi::PyBaseObject_Type
-                .tp_new
-                .expect("object has tp_new");
-            let args = pyo3::types::PyTuple::empty(py);
-            let event = Bound::from_owned_ptr_or_err(
-                py,
-                new(cls.as_type_ptr(), args.as_ptr(), std::ptr::null_mut()),
-            )?;
-            if pyo3::ffi::PyObject_GenericSetAttr(
-                event.as_ptr(),
-                intern!(py, "__dict__").as_ptr(),
-                state.as_ptr(),
-            ) != 0
-            {
-                return Err(PyErr::fetch(py));
-            }
-            event
-        };
-        Ok(event)
+        super::objects::new_with_dict(&cls, &state)
     }
 }

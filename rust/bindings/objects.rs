@@ -20,6 +20,14 @@ pub fn instance_with_dict<'py>(
     cls: &Bound<'py, PyType>,
     state: Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
+    new_with_dict(cls, &state)
+}
+
+/// What `instance_with_dict` does, for Rust callers.
+pub fn new_with_dict<'py>(
+    cls: &Bound<'py, PyType>,
+    state: &Bound<'py, PyDict>,
+) -> PyResult<Bound<'py, PyAny>> {
     let py = cls.py();
     let no_args = PyTuple::empty(py);
     // SAFETY: object's tp_new is called as object.__new__(cls) calls it,
