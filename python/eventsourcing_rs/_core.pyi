@@ -268,14 +268,15 @@ class PullKernel:
         decoder: EventMapper,
         encoder: EventMapper,
         book: TrackingBook,
+        process_event_class: type[Any],
     ) -> PullKernel: ...
     def pull(
         self,
         name: str,
         limit: int,
         policy: Callable[[Any, Any], Any],
-        process_event_class: Callable[[Tracking], Any],
         events: list[Any],
+        stock_process_event: bool,
     ) -> tuple[int, int, Tracking | None, int | None, BaseException | None]: ...
 
 def parse_section_id(section_id: str) -> tuple[int, int]: ...

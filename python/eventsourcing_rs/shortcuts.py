@@ -126,6 +126,7 @@ class FollowerCalls:
         local_log_type: Any,
         mapper: Any,
         tracking_book: Any,
+        process_event_class: type,
     ):
         self.calls = follower_calls(recorder, event_store, log, local_log_type)
         watched: List[Tuple[Any, List[str]]] = [
@@ -142,7 +143,7 @@ class FollowerCalls:
             pinned.append((log, "recorder"))
             if hasattr(leader, "_recorder"):
                 pinned.append((leader, "_recorder"))
-        self.kernel = _kernel(self.calls, event_store, mapper, tracking_book)
+        self.kernel = _kernel(self.calls, event_store, mapper, tracking_book, process_event_class)
         if self.kernel is not None:
             # The Rust mapper methods are instance attributes of the stock
             # mappers: replacing one rebinds it.
@@ -163,7 +164,11 @@ def _rust_method_owner(method: Any, owner_type: Any) -> Any:
 
 
 def _kernel(
-    calls: Tuple[Any, Any, Any], event_store: Any, mapper: Any, tracking_book: Any
+    calls: Tuple[Any, Any, Any],
+    event_store: Any,
+    mapper: Any,
+    tracking_book: Any,
+    process_event_class: type,
 ) -> Optional[Any]:
     max_tracking_id, select, insert = calls
     if select is None or insert is None:
@@ -183,4 +188,4 @@ def _kernel(
     )
     if decoder is None or encoder is None or type(tracking_book) is not _core.TrackingBook:
         return None
-    return _core.PullKernel(follower, leader, decoder, encoder, tracking_book)
+    return _core.PullKernel(follower, leader, decoder, encoder, tracking_book, process_event_class)

@@ -58,6 +58,9 @@ class ProcessEvent:
             self.events += aggregate.collect_events()
 
 
+_PROCESS_EVENT_INIT = ProcessEvent.__init__
+
+
 class ProcessingError(Exception):
     """A follower failed to process a notification. Nothing was recorded
     for that notification; the original error is the ``__cause__``."""
@@ -154,7 +157,7 @@ class Follower(Application):
         found = self._calls.get(name)
         if found is None or not found.guard.holds(recorder, store, log, mapper, book):
             found = shortcuts.FollowerCalls(
-                recorder, store, log, LocalNotificationLog, mapper, book
+                recorder, store, log, LocalNotificationLog, mapper, book, ProcessEvent
             )
             self._calls[name] = found
         kernel = found.kernel
@@ -165,12 +168,14 @@ class Follower(Application):
         # did; notifying and failures are handled here.
         pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
         policy = self.policy
+        # The kernel makes process events as the stock __init__ would.
+        stock_process_event = ProcessEvent.__init__ is _PROCESS_EVENT_INIT
         self.processing = None
         while True:
             events = pending.events
             try:
                 page, count, tracking, failed_id, error = kernel.pull(
-                    name, batch_size, policy, ProcessEvent, events
+                    name, batch_size, policy, events, stock_process_event
                 )
             except Exception as raised:
                 # Reading the position or the page: nothing was processed.

@@ -18,6 +18,22 @@ pub struct MemoryRecorder {
     store: RwLock<MemoryStore<Py<StoredEvent>>>,
 }
 
+impl MemoryRecorder {
+    /// The recorded events from notification id `start`, with their ids,
+    /// as the stored objects themselves (no Notification made for each).
+    pub(crate) fn notification_rows<'py>(
+        &self,
+        py: Python<'py>,
+        start: i64,
+        limit: usize,
+    ) -> Vec<(i64, Bound<'py, StoredEvent>)> {
+        let rows = self.store.read().select_notifications(start, limit);
+        rows.into_iter()
+            .map(|(id, record)| (id, record.bind(py).clone()))
+            .collect()
+    }
+}
+
 pub fn insert_error_message(err: &InsertError) -> String {
     match err {
         InsertError::Conflict {

@@ -8,13 +8,14 @@
 //! policy or insert from what `pull` returns (see `Follower.pull_and_process`).
 
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString, PyType};
 
 use super::mapper::EventMapper;
 use super::memory_recorder::MemoryRecorder;
+use super::objects::new_with_dict;
 use super::sqlite_recorder::SqliteRecorder;
 use super::tracking::TrackingBook;
-use super::values::{Notification, Tracking};
+use super::values::{StoredEvent, Tracking};
 
 /// A Rust process or application recorder.
 enum Recorder {
@@ -43,15 +44,16 @@ impl Recorder {
         }
     }
 
-    fn select_notifications<'py>(
+    /// The leader's events from notification id `start`, with their ids.
+    fn notification_rows<'py>(
         &self,
         py: Python<'py>,
         start: i64,
         limit: usize,
-    ) -> PyResult<Bound<'py, PyList>> {
+    ) -> PyResult<Vec<(i64, Bound<'py, StoredEvent>)>> {
         match self {
-            Recorder::Memory(r) => r.get().select_notifications(py, start, limit),
-            Recorder::Sqlite(r) => r.get().select_notifications(py, start, limit),
+            Recorder::Memory(r) => Ok(r.get().notification_rows(py, start, limit)),
+            Recorder::Sqlite(r) => r.get().notification_rows(py, start, limit),
         }
     }
 
@@ -88,6 +90,7 @@ pub struct PullKernel {
     decoder: Py<EventMapper>,
     encoder: Py<EventMapper>,
     book: Py<TrackingBook>,
+    process_event_class: Py<PyType>,
 }
 
 #[pymethods]
@@ -99,6 +102,7 @@ impl PullKernel {
         decoder: Bound<'_, EventMapper>,
         encoder: Bound<'_, EventMapper>,
         book: Bound<'_, TrackingBook>,
+        process_event_class: Bound<'_, PyType>,
     ) -> PyResult<Self> {
         Ok(PullKernel {
             follower: Recorder::new(follower, "follower's")?,
@@ -106,12 +110,15 @@ impl PullKernel {
             decoder: decoder.unbind(),
             encoder: encoder.unbind(),
             book: book.unbind(),
+            process_event_class: process_event_class.unbind(),
         })
     }
 
     /// Processes the leader's next page of up to `limit` notifications
     /// (from the one after the follower's tracked position): for each, a
-    /// `process_event_class(Tracking(name, id))` is made and
+    /// process event `process_event_class(Tracking(name, id))` is made (with
+    /// `stock_process_event`, as its stock `__init__` would, without calling
+    /// it) and
     /// `policy(domain_event, process_event)` called, and the process
     /// event's new events are appended to `events` (the batch's pending
     /// events, which the event store serves to the policies that follow).
@@ -130,20 +137,20 @@ impl PullKernel {
         name: &Bound<'_, PyString>,
         limit: usize,
         policy: &Bound<'_, PyAny>,
-        process_event_class: &Bound<'_, PyAny>,
         events: &Bound<'_, PyList>,
+        stock_process_event: bool,
     ) -> PyResult<PullOutcome> {
+        let process_event_class = self.process_event_class.bind(py);
         let leader_name = name.to_str()?;
         let book = self.book.get();
         let position = self.follower.max_tracking_id(py, leader_name)?;
         book.learn(leader_name, position);
-        let page = self.leader.select_notifications(py, position + 1, limit)?;
+        let page = self.leader.notification_rows(py, position + 1, limit)?;
         let decoder = self.decoder.get();
         let mut tracking: Option<Bound<'_, Tracking>> = None;
         let mut count = 0;
-        for item in page.iter() {
-            let notification = item.cast::<Notification>()?;
-            let id = notification.get().id;
+        for (id, stored) in &page {
+            let id = *id;
             let processed = (|| -> PyResult<Bound<'_, Tracking>> {
                 let made = Bound::new(
                     py,
@@ -152,8 +159,16 @@ impl PullKernel {
                         notification_id: id,
                     },
                 )?;
-                let process_event = process_event_class.call1((made,))?;
-                let domain_event = decoder.to_domain_event(py, notification.as_super())?;
+                let process_event = if stock_process_event {
+                    // What its __init__ does, without the Python frame.
+                    let state = PyDict::new(py);
+                    state.set_item(pyo3::intern!(py, "tracking"), made)?;
+                    state.set_item(pyo3::intern!(py, "events"), PyList::empty(py))?;
+                    new_with_dict(process_event_class, &state)?
+                } else {
+                    process_event_class.call1((made,))?
+                };
+                let domain_event = decoder.to_domain_event(py, stored)?;
                 policy.call1((domain_event, &process_event))?;
                 let new_events = process_event.getattr(pyo3::intern!(py, "events"))?;
                 for event in new_events.try_iter()? {

@@ -441,6 +441,62 @@ pub struct SqliteRecorder {
     inner: Recorder,
 }
 
+impl SqliteRecorder {
+    /// Reads the events from notification id `start` and hands each, with
+    /// its id, to `each`.
+    fn each_notification_row<'py>(
+        &self,
+        py: Python<'py>,
+        start: i64,
+        limit: usize,
+        mut each: impl FnMut(i64, StoredEvent) -> PyResult<()>,
+    ) -> PyResult<()> {
+        let rows = py
+            .detach(|| self.inner.select_notification_rows(start, limit))
+            .map_err(store_error)?;
+        let topics = topic_strings(py, &rows);
+        // An aggregate's events are usually recorded, so read, together:
+        // consecutive rows of one originator share its UUID object.
+        let mut last: Option<(u128, Bound<'py, PyAny>)> = None;
+        for row in &rows.rows {
+            let key = row.originator_id;
+            let uuid = match &last {
+                Some((k, u)) if *k == key => u.clone(),
+                _ => {
+                    let u = u128_to_uuid(py, key)?;
+                    last = Some((key, u.clone()));
+                    u
+                }
+            };
+            let event = StoredEvent::from_parts(
+                uuid,
+                key,
+                row.originator_version,
+                topics[rows.topic_index(row)].clone(),
+                PyBytes::new(py, rows.state(row)),
+            );
+            each(row.id, event)?;
+        }
+        Ok(())
+    }
+
+    /// The events from notification id `start`, with their ids, as stored
+    /// event objects (no Notification made for each).
+    pub(crate) fn notification_rows<'py>(
+        &self,
+        py: Python<'py>,
+        start: i64,
+        limit: usize,
+    ) -> PyResult<Vec<(i64, Bound<'py, StoredEvent>)>> {
+        let mut rows = Vec::new();
+        self.each_notification_row(py, start, limit, |id, event| {
+            rows.push((id, Bound::new(py, event)?));
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+}
+
 /// One Python string per distinct topic of the rows.
 fn topic_strings<'py>(py: Python<'py>, rows: &EventRows) -> Vec<Bound<'py, PyString>> {
     rows.topics.iter().map(|t| PyString::new(py, t)).collect()
@@ -565,33 +621,11 @@ impl SqliteRecorder {
         start: i64,
         limit: usize,
     ) -> PyResult<Bound<'py, PyList>> {
-        let rows = py
-            .detach(|| self.inner.select_notification_rows(start, limit))
-            .map_err(store_error)?;
-        let topics = topic_strings(py, &rows);
-        // An aggregate's events are usually recorded, so read, together:
-        // consecutive rows of one originator share its UUID object.
-        let mut last: Option<(u128, Bound<'py, PyAny>)> = None;
-        let mut items = Vec::with_capacity(rows.len());
-        for row in &rows.rows {
-            let key = row.originator_id;
-            let uuid = match &last {
-                Some((k, u)) if *k == key => u.clone(),
-                _ => {
-                    let u = u128_to_uuid(py, key)?;
-                    last = Some((key, u.clone()));
-                    u
-                }
-            };
-            let event = StoredEvent::from_parts(
-                uuid,
-                key,
-                row.originator_version,
-                topics[rows.topic_index(row)].clone(),
-                PyBytes::new(py, rows.state(row)),
-            );
-            items.push(Notification::create(py, row.id, event)?);
-        }
+        let mut items = Vec::new();
+        self.each_notification_row(py, start, limit, |id, event| {
+            items.push(Notification::create(py, id, event)?);
+            Ok(())
+        })?;
         PyList::new(py, items)
     }
 
