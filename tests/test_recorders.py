@@ -11,6 +11,7 @@ from eventsourcing_rs.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
     ProcessRecorder,
+    StoredEvent,
 )
 from eventsourcing_rs.popo import (
     POPOAggregateRecorder,
@@ -89,3 +90,18 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 class TestRecorders(RecorderContract):
     pass
+
+
+def test_the_memory_store_keeps_its_events_off_the_garbage_collectors_lists() -> None:
+    import gc
+    import uuid
+
+    recorder = POPOApplicationRecorder()
+    stored = StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="t", state=b"{}")
+    assert gc.is_tracked(stored)
+    recorder.insert_events([stored])
+    assert not gc.is_tracked(stored)
+    del stored
+    gc.collect()
+    (kept,) = recorder.select_notifications(1, 10)
+    assert (kept.originator_version, kept.topic, kept.state) == (1, "t", b"{}")

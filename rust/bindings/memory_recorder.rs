@@ -83,6 +83,14 @@ impl MemoryRecorder {
         for item in stored_events.try_iter()? {
             let item = item?;
             let stored = item.cast_into::<StoredEvent>()?;
+            // A stored event declares no references to the cyclic garbage
+            // collector (it holds a UUID, an int, a str and bytes), so the
+            // collector can find no cycle through it; kept by the store for
+            // good, it is taken off the collector's lists, which every full
+            // collection would otherwise walk.
+            // SAFETY: a live object of a GC type; untracking twice, or one
+            // already untracked, is allowed.
+            unsafe { pyo3::ffi::PyObject_GC_UnTrack(stored.as_ptr().cast()) };
             let s = stored.get();
             batch.push(NewEvent {
                 originator_id: s.require_key(py)?,
