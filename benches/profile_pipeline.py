@@ -25,14 +25,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benches import workload  # noqa: E402
 
 LAYERS = [
+    # A follower's pull from a local leader, with the decoding, encoding
+    # and recording it does inside (see PullKernel).
+    ("pull kernel (Rust)", ("PullKernel",)),
     ("mapper (Rust)", ("EventMapper",)),
     ("recorder (Rust)", ("MemoryRecorder", "SQLiteRecorder")),
     ("log reader (Rust)", ("SelectReader", "SectionReader")),
-    ("prompt queue / tracking (Rust)", ("PromptQueue", "TrackingBook")),
-    ("domain model (Python)", ("eventsourcing_rs/domain.py", "eventsourcing_rs/utils.py")),
+    ("prompt queue / tracking / guards (Rust)", ("PromptQueue", "TrackingBook", "MethodGuard")),
+    (
+        "domain model (Python, and its Rust helpers)",
+        (
+            "eventsourcing_rs/domain.py",
+            "eventsourcing_rs/utils.py",
+            "<string>",
+            "instance_with_dict",
+            "_core.now",
+            "uuid4",
+        ),
+    ),
     (
         "runner and follower (Python)",
-        ("eventsourcing_rs/system.py", "eventsourcing_rs/group_commit.py"),
+        (
+            "eventsourcing_rs/system.py",
+            "eventsourcing_rs/group_commit.py",
+            "eventsourcing_rs/shortcuts.py",
+        ),
     ),
     (
         "application and persistence glue (Python)",
