@@ -29,5 +29,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(uuids::uuid4, m)?)?;
     m.add_function(wrap_pyfunction!(objects::instance_with_dict, m)?)?;
     m.add_function(wrap_pyfunction!(objects::now, m)?)?;
+    objects::remember_datetime_now(m.py())?;
     Ok(())
 }

@@ -326,3 +326,148 @@ def test_a_followers_recorder_calls_are_kept_between_pulls_until_changed(
     counter.pull_and_process("Clock")
     assert counter._calls["Clock"] is not kept
     assert counter.recorder.max_tracking_id("Clock") == 7
+
+
+@pytest.mark.parametrize("spied", [True, False], ids=["python", "kernel"])
+def test_an_interrupted_batch_leaves_nothing_pending_and_is_processed_once(spied: bool) -> None:
+    _, counter, _ = make(100, 10, spied)
+    counting = counter.policy
+    interrupted: List[int] = []
+
+    def policy(domain_event: Any, process_event: ProcessEvent) -> None:
+        if domain_event.n == 5 and not interrupted:
+            interrupted.append(5)
+            raise KeyboardInterrupt
+        counting(domain_event, process_event)
+
+    counter.policy = policy  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        counter.pull_and_process("Clock")
+    assert counter.events.pending.events == []
+    counter.pull_and_process("Clock")
+    assert counter.repository.get(TALLY_ID).seen == list(range(10))
+
+
+@pytest.mark.parametrize("python_path", [True, False], ids=["python", "kernel"])
+def test_a_method_a_policy_replaces_mid_page_is_called_for_that_page(python_path: bool) -> None:
+    from unittest import mock
+
+    from eventsourcing_rs.native_recorder import NativeAggregateRecorder
+
+    _, counter, _ = make(10, 30, spied=False)
+    if python_path:
+        # An instance attribute shadowing a method takes pulls off the kernel.
+        counter.recorder.max_tracking_id = counter.recorder.max_tracking_id  # type: ignore[method-assign]
+    original = NativeAggregateRecorder.insert_events
+    batches: List[int] = []
+
+    def spy(self: Any, stored_events: Any, **kwargs: Any) -> Any:
+        batches.append(len(stored_events))
+        return original(self, stored_events, **kwargs)
+
+    patcher = mock.patch.object(NativeAggregateRecorder, "insert_events", spy)
+    counting = counter.policy
+
+    def policy(domain_event: Any, process_event: ProcessEvent) -> None:
+        if domain_event.n == 5 and not batches and not patcher_started:
+            patcher_started.append(patcher.start())
+        counting(domain_event, process_event)
+
+    patcher_started: List[Any] = []
+    counter.policy = policy  # type: ignore[method-assign]
+    try:
+        counter.pull_and_process("Clock")
+    finally:
+        patcher.stop()
+    # The first page (the tally's creation and ten counts) included.
+    assert batches == [11, 10, 10]
+    assert counter.recorder.max_tracking_id("Clock") == 30
+
+
+def test_a_replaced_process_event_class_is_used_and_then_left() -> None:
+    from unittest import mock
+
+    from eventsourcing_rs import system
+
+    clock, counter, _ = make(100, 2, spied=False)
+    made: List[str] = []
+
+    class Noted(ProcessEvent):
+        def __init__(self, tracking: Any = None) -> None:
+            super().__init__(tracking)
+            made.append("noted")
+
+    seen: List[type] = []
+    counting = counter.policy
+
+    def policy(domain_event: Any, process_event: ProcessEvent) -> None:
+        seen.append(type(process_event))
+        counting(domain_event, process_event)
+
+    counter.policy = policy  # type: ignore[method-assign]
+    with mock.patch.object(system, "ProcessEvent", Noted):
+        counter.pull_and_process("Clock")
+    clock.tick(2)
+    counter.pull_and_process("Clock")
+    assert uses_kernel(counter)
+    assert seen == [Noted, Noted, ProcessEvent, ProcessEvent]
+    assert made == ["noted", "noted"]
+    assert counter.repository.get(TALLY_ID).seen == [0, 1, 0, 1]
+
+
+def test_a_follower_that_has_pulled_can_be_collected() -> None:
+    import gc
+    import weakref
+
+    _, counter, _ = make(100, 3, spied=False)
+    counter.pull_and_process("Clock")
+    assert uses_kernel(counter)
+    # A cycle through the recorder: the guard and kernel hold the recorder.
+    counter.recorder.owner = counter  # type: ignore[attr-defined]
+    ref = weakref.ref(counter)
+    del counter
+    gc.collect()
+    assert ref() is None
+
+
+def test_a_policy_that_breaks_its_tracking_record_adds_nothing_in_the_kernel() -> None:
+    _, counter, _ = make(100, 3, spied=False)
+    counting = counter.policy
+
+    def policy(domain_event: Any, process_event: ProcessEvent) -> None:
+        counting(domain_event, process_event)
+        if domain_event.n == 1:
+            process_event.tracking = None
+
+    counter.policy = policy  # type: ignore[method-assign]
+    with pytest.raises(TypeError):
+        counter.pull_and_process("Clock")
+    assert counter.processing == ("Clock", 2)
+    assert counter.recorder.max_tracking_id("Clock") == 1
+    # The tally's creation and the count of tick 0; nothing of tick 1.
+    assert counter.recorder.max_notification_id() == 2
+
+
+@pytest.mark.parametrize("spied", [True, False], ids=["python", "kernel"])
+def test_when_recording_after_a_policy_error_fails_both_errors_are_kept(spied: bool) -> None:
+    # A policy fails after one processed event, and recording that fails.
+    _, counter, _ = make(100, 3, spied)
+    counter.fail_at = 1
+    counting = counter.policy
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk full")
+
+    def policy(domain_event: Any, process_event: ProcessEvent) -> None:
+        if domain_event.n == 1:
+            # Replaced once the page is under way (on the kernel, if used).
+            counter.recorder.insert_events = refuse  # type: ignore[method-assign]
+        counting(domain_event, process_event)
+
+    counter.policy = policy  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="disk full") as info:
+        counter.pull_and_process("Clock")
+    assert isinstance(info.value.__context__, RuntimeError)
+    assert "cannot count 1" in str(info.value.__context__)
+    assert counter.processing == ("Clock", 2)
+    assert counter.recorder.max_tracking_id("Clock") == 0

@@ -61,3 +61,45 @@ def test_abstract_classes_are_refused_as_object_new_refuses_them() -> None:
 def test_a_class_without_a_dict_is_refused() -> None:
     with pytest.raises((AttributeError, TypeError)):
         instance_with_dict(Slotted, {"value": 1})
+
+
+def test_a_class_built_on_a_c_type_with_its_own_constructor_is_refused() -> None:
+    import collections
+
+    class Queue(collections.deque):  # type: ignore[type-arg]
+        pass
+
+    with pytest.raises(TypeError, match="is not safe"):
+        instance_with_dict(Queue, {})
+
+    class Made:
+        def __new__(cls) -> Made:
+            return super().__new__(cls)
+
+    class Below(Made):
+        pass
+
+    # A __new__ defined in Python over object's is fine, as for object.__new__.
+    assert type(instance_with_dict(Below, {})) is Below
+
+
+def test_new_events_take_their_time_from_a_clock_a_test_has_moved() -> None:
+    # time-machine replaces datetime.now's C function in place; timestamps
+    # read from the clock in Rust must give way to it.
+    import time_machine
+    from eventsourcing_rs.domain import Aggregate, event
+
+    class Dog(Aggregate):
+        @event("Barked")
+        def bark(self) -> None:
+            pass
+
+    then = datetime(2000, 1, 1, tzinfo=UTC)
+    with time_machine.travel(then, tick=False):
+        dog = Dog()
+        dog.bark()
+        assert dog.created_on == then
+        assert dog.modified_on == then
+    later = Dog()
+    assert later.created_on > then
+    assert later.created_on.tzinfo is UTC

@@ -96,12 +96,30 @@ def test_the_memory_store_keeps_its_events_off_the_garbage_collectors_lists() ->
     import gc
     import uuid
 
+    from eventsourcing_rs.persistence import IntegrityError
+
     recorder = POPOApplicationRecorder()
     stored = StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="t", state=b"{}")
     assert gc.is_tracked(stored)
     recorder.insert_events([stored])
     assert not gc.is_tracked(stored)
+    # A refused event stays tracked.
+    again = StoredEvent(stored.originator_id, 1, "t", b"{}")
+    with pytest.raises(IntegrityError):
+        recorder.insert_events([again])
+    assert gc.is_tracked(again)
+
+    # A subclass's instance can be in a cycle (it has a __dict__): it stays
+    # tracked, and a cycle through it is collected.
+    class Annotated(StoredEvent):
+        pass
+
+    cyclic = Annotated(uuid.uuid4(), 1, "t", b"{}")
+    cyclic.me = cyclic  # type: ignore[attr-defined]
+    recorder.insert_events([cyclic])
+    assert gc.is_tracked(cyclic)
+
     del stored
     gc.collect()
-    (kept,) = recorder.select_notifications(1, 10)
-    assert (kept.originator_version, kept.topic, kept.state) == (1, "t", b"{}")
+    kept = recorder.select_notifications(1, 10)
+    assert [(k.originator_version, k.topic, k.state) for k in kept] == [(1, "t", b"{}")] * 2

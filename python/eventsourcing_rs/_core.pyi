@@ -268,7 +268,7 @@ class PullKernel:
         decoder: EventMapper,
         encoder: EventMapper,
         book: TrackingBook,
-        process_event_class: type[Any],
+        guard: MethodGuard,
     ) -> PullKernel: ...
     def pull(
         self,
@@ -276,8 +276,9 @@ class PullKernel:
         limit: int,
         policy: Callable[[Any, Any], Any],
         events: list[Any],
+        process_event_class: type[Any],
         stock_process_event: bool,
-    ) -> tuple[int, int, Tracking | None, int | None, BaseException | None]: ...
+    ) -> tuple[int, int, Tracking | None, int | None, BaseException | None, bool]: ...
 
 def parse_section_id(section_id: str) -> tuple[int, int]: ...
 def section_start_and_limit(section_id: str, section_size: int) -> tuple[int, int]: ...

@@ -126,7 +126,6 @@ class FollowerCalls:
         local_log_type: Any,
         mapper: Any,
         tracking_book: Any,
-        process_event_class: type,
     ):
         self.calls = follower_calls(recorder, event_store, log, local_log_type)
         watched: List[Tuple[Any, List[str]]] = [
@@ -143,8 +142,8 @@ class FollowerCalls:
             pinned.append((log, "recorder"))
             if hasattr(leader, "_recorder"):
                 pinned.append((leader, "_recorder"))
-        self.kernel = _kernel(self.calls, event_store, mapper, tracking_book, process_event_class)
-        if self.kernel is not None:
+        native = _kernel_parts(self.calls, event_store, mapper, tracking_book)
+        if native is not None:
             # The Rust mapper methods are instance attributes of the stock
             # mappers: replacing one rebinds it.
             pinned += [
@@ -155,6 +154,8 @@ class FollowerCalls:
         self.guard = _core.MethodGuard(
             watched, pinned, [recorder, event_store, log, mapper, tracking_book]
         )
+        # The kernel asks the guard again before it records a page.
+        self.kernel = None if native is None else _core.PullKernel(*native, self.guard)
 
 
 def _rust_method_owner(method: Any, owner_type: Any) -> Any:
@@ -163,13 +164,12 @@ def _rust_method_owner(method: Any, owner_type: Any) -> Any:
     return owner if type(owner) is owner_type else None
 
 
-def _kernel(
-    calls: Tuple[Any, Any, Any],
-    event_store: Any,
-    mapper: Any,
-    tracking_book: Any,
-    process_event_class: type,
-) -> Optional[Any]:
+def _kernel_parts(
+    calls: Tuple[Any, Any, Any], event_store: Any, mapper: Any, tracking_book: Any
+) -> Optional[Tuple[Any, Any, Any, Any, Any]]:
+    """The Rust objects a PullKernel is made of (follower's recorder,
+    leader's recorder, decoder, encoder, tracking book), when every call
+    on the pull's path is one of theirs; else None."""
     max_tracking_id, select, insert = calls
     if select is None or insert is None:
         return None
@@ -188,4 +188,4 @@ def _kernel(
     )
     if decoder is None or encoder is None or type(tracking_book) is not _core.TrackingBook:
         return None
-    return _core.PullKernel(follower, leader, decoder, encoder, tracking_book, process_event_class)
+    return (follower, leader, decoder, encoder, tracking_book)

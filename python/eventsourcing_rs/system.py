@@ -149,35 +149,38 @@ class Follower(Application):
         # pull usually carries one notification: what helpers would do is
         # written out here, since each Python call costs as much as a step.
         reader, mapper = self.readers[name]
-        # Checked on each pull (and found afresh for each further batch),
-        # so that a method replaced since the last one (on an instance, or
-        # patched on a class) is honoured.
-        recorder, store, log = self.recorder, self.events, reader.notification_log
-        book = self.tracking_book
-        found = self._calls.get(name)
-        if found is None or not found.guard.holds(recorder, store, log, mapper, book):
-            found = shortcuts.FollowerCalls(
-                recorder, store, log, LocalNotificationLog, mapper, book, ProcessEvent
-            )
-            self._calls[name] = found
-        kernel = found.kernel
-        if kernel is None:
-            self._pull_in_python(name, batch_size, reader, mapper, found.calls)
-            return
-        # A page at a time in Rust (see PullKernel), which returns what it
-        # did; notifying and failures are handled here.
+        store = self.events
+        # The batch's new events, served by the event store to the policies
+        # that follow in the batch.
         pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
         policy = self.policy
-        # The kernel makes process events as the stock __init__ would.
-        stock_process_event = ProcessEvent.__init__ is _PROCESS_EVENT_INIT
         self.processing = None
         while True:
+            # Checked for every page, so that a method replaced since the
+            # last one (on an instance, or patched on a class, even by a
+            # policy) is honoured.
+            recorder, log, book = self.recorder, reader.notification_log, self.tracking_book
+            found = self._calls.get(name)
+            if found is None or not found.guard.holds(recorder, store, log, mapper, book):
+                found = shortcuts.FollowerCalls(
+                    recorder, store, log, LocalNotificationLog, mapper, book
+                )
+                self._calls[name] = found
+            kernel = found.kernel
+            if kernel is None:
+                self._pull_in_python(name, batch_size, reader, mapper, found.calls)
+                return
+            # A page in Rust (see PullKernel), which returns what it did;
+            # notifying and failures are handled here. It makes process
+            # events itself when their class's __init__ is the stock one.
+            process_event_class = ProcessEvent
+            stock_init = process_event_class.__init__ is _PROCESS_EVENT_INIT
             events = pending.events
             try:
-                page, count, tracking, failed_id, error = kernel.pull(
-                    name, batch_size, policy, events, stock_process_event
+                page, count, tracking, failed_id, error, recorded = kernel.pull(
+                    name, batch_size, policy, events, process_event_class, stock_init
                 )
-            except Exception as raised:
+            except BaseException as raised:
                 # Reading the position or the page: nothing was processed.
                 pending.clear()
                 self._note_failure(raised, name, None, None)
@@ -187,17 +190,26 @@ class Follower(Application):
             else:
                 pending.events = []
             if error is None:
-                if count:
+                if count and not recorded:
+                    # A method on the path was replaced during the page:
+                    # the batch is recorded through the Python methods.
+                    if self._record_batch(name, events, tracking, count, self._stock_insert()):
+                        return
+                elif count:
                     self.notify(events)
                 if page < batch_size:
                     break
                 continue
             if failed_id is not None:
-                # A policy raised: what was processed before it stands.
                 self.processing = (name, failed_id)
                 self._note_failure(error, name, failed_id, None)
-                self._record_batch(name, events, tracking, count, self._stock_insert())
-                raise error
+                try:
+                    raise error
+                except BaseException:
+                    # What was processed before it stands; should recording
+                    # that fail too, its error is raised, chained to this.
+                    self._record_batch(name, events, tracking, count, self._stock_insert())
+                    raise
             # Recording failed and wrote nothing.
             if count == 1:
                 self._note_recording_failure(error, name, tracking)
@@ -214,8 +226,10 @@ class Follower(Application):
         mapper: Mapper,
         calls: Tuple[Any, Any, Any],
     ) -> None:
-        """The batched pull, where some call on its path is a Python one."""
-        max_tracking_id, select, insert = calls
+        """The batched pull, where some call on its path is a Python one.
+        The insert is found afresh for each batch (a policy may replace
+        it)."""
+        max_tracking_id, select, _ = calls
         # The recorder is the authority (another process may have moved it
         # on); the book keeps what it says for the checks made on insert.
         start = max_tracking_id(name)
@@ -252,12 +266,11 @@ class Follower(Application):
                         # Taken: if recording it fails, the handler below
                         # must not record it again.
                         events, tracking, count = pending.events, None, 0
-                        if self._record_batch(name, *batch, insert):
+                        if self._record_batch(name, *batch, self._stock_insert()):
                             # Recorded by pulling again one at a time, which
                             # went on to the end of the log: nothing is left.
                             self.processing = None
                             return
-                        insert = self._stock_insert()
                 # A short page is the end of the log for now.
                 if not select or len(notifications) < batch_size:  # type: ignore[arg-type]
                     break
@@ -273,11 +286,16 @@ class Follower(Application):
                 )
             # What was processed before the failure stands on its own.
             pending.clear()
-            self._record_batch(name, events, tracking, count, insert)
+            self._record_batch(name, events, tracking, count, self._stock_insert())
+            raise
+        except BaseException:
+            # Interrupted (KeyboardInterrupt, say): nothing of the batch is
+            # recorded, nor left pending; it is processed again next time.
+            pending.clear()
             raise
         pending.clear()
         if count:
-            self._record_batch(name, events, tracking, count, insert)
+            self._record_batch(name, events, tracking, count, self._stock_insert())
         self.processing = None
 
     def _pull_one_at_a_time(self, name: str) -> None:
@@ -325,7 +343,7 @@ class Follower(Application):
         return False
 
     def _note_recording_failure(
-        self, error: Exception, name: str, tracking: Optional[Tracking]
+        self, error: BaseException, name: str, tracking: Optional[Tracking]
     ) -> None:
         """Says which notification's record failed (its events and tracking
         record were refused together, so it is still to be processed)."""
@@ -346,7 +364,7 @@ class Follower(Application):
 
     def _note_failure(
         self,
-        error: Exception,
+        error: BaseException,
         name: str,
         notification_id: Optional[int],
         start: Optional[int],

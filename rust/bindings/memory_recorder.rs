@@ -34,6 +34,20 @@ impl MemoryRecorder {
     }
 }
 
+/// Takes a stored event the store now keeps off the cyclic garbage
+/// collector's lists, when it is exactly a StoredEvent: that declares no
+/// references (it holds a UUID, an int, a str and bytes), so no cycle can
+/// pass through it, and every full collection would otherwise walk all the
+/// events the store keeps. A subclass's instance has a `__dict__`, which
+/// could be in a cycle, and stays tracked.
+fn untrack_if_plain(record: &Bound<'_, PyAny>) {
+    if record.get_type().is(record.py().get_type::<StoredEvent>()) {
+        // SAFETY: a live object of a GC type; untracking one already
+        // untracked is allowed.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(record.as_ptr().cast()) };
+    }
+}
+
 pub fn insert_error_message(err: &InsertError) -> String {
     match err {
         InsertError::Conflict {
@@ -83,14 +97,6 @@ impl MemoryRecorder {
         for item in stored_events.try_iter()? {
             let item = item?;
             let stored = item.cast_into::<StoredEvent>()?;
-            // A stored event declares no references to the cyclic garbage
-            // collector (it holds a UUID, an int, a str and bytes), so the
-            // collector can find no cycle through it; kept by the store for
-            // good, it is taken off the collector's lists, which every full
-            // collection would otherwise walk.
-            // SAFETY: a live object of a GC type; untracking twice, or one
-            // already untracked, is allowed.
-            unsafe { pyo3::ffi::PyObject_GC_UnTrack(stored.as_ptr().cast()) };
             let s = stored.get();
             batch.push(NewEvent {
                 originator_id: s.require_key(py)?,
@@ -101,8 +107,16 @@ impl MemoryRecorder {
         let tracking = tracking
             .as_ref()
             .map(|t| (t.application_name.as_str(), t.notification_id));
+        let kept: Vec<Py<PyAny>> = batch
+            .iter()
+            .map(|e| e.record.clone_ref(py).into_any())
+            .collect();
         let result = self.store.write().insert(batch, tracking);
-        result.map_err(|e| IntegrityError::new_err(insert_error_message(&e)))
+        let ids = result.map_err(|e| IntegrityError::new_err(insert_error_message(&e)))?;
+        for record in &kept {
+            untrack_if_plain(record.bind(py));
+        }
+        Ok(ids)
     }
 
     #[pyo3(signature = (originator_id, gt=None, lte=None, desc=false, limit=None))]

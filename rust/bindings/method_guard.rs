@@ -13,6 +13,7 @@ use std::os::raw::c_uint;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
 struct Watched {
     obj: Py<PyAny>,
@@ -39,6 +40,24 @@ pub struct MethodGuard {
     subjects: Vec<Py<PyAny>>,
     watched: Vec<Watched>,
     pinned: Vec<Pinned>,
+    /// Version tags are CPython's, and read without atomics: elsewhere
+    /// (PyPy, a free-threaded build) the guard never holds.
+    tags_usable: bool,
+}
+
+/// Whether this interpreter's type version tags can be relied on here.
+fn version_tags_usable(py: Python<'_>) -> PyResult<bool> {
+    let sys = py.import("sys")?;
+    let cpython = sys
+        .getattr("implementation")?
+        .getattr("name")?
+        .extract::<String>()?
+        == "cpython";
+    let gil_enabled = match sys.getattr("_is_gil_enabled") {
+        Ok(is_enabled) => is_enabled.call0()?.is_truthy()?,
+        Err(_) => true,
+    };
+    Ok(cpython && gil_enabled)
 }
 
 fn version_tag(ty: &Bound<'_, PyType>) -> c_uint {
@@ -65,6 +84,23 @@ fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
 
 #[pymethods]
 impl MethodGuard {
+    /// What the guard holds, shown to the cyclic garbage collector (a
+    /// follower keeps its guards, and they its recorder, store and log).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for subject in &self.subjects {
+            visit.call(subject)?;
+        }
+        for w in &self.watched {
+            visit.call(&w.obj)?;
+            visit.call(&w.ty)?;
+        }
+        for p in &self.pinned {
+            visit.call(&p.owner)?;
+            visit.call(&p.value)?;
+        }
+        Ok(())
+    }
+
     #[new]
     #[pyo3(signature = (watched, pinned=Vec::new(), subjects=Vec::new()))]
     fn new(
@@ -103,6 +139,7 @@ impl MethodGuard {
             });
         }
         Ok(MethodGuard {
+            tags_usable: version_tags_usable(py)?,
             subjects,
             watched: entries,
             pinned: pins,
@@ -119,6 +156,17 @@ impl MethodGuard {
                 .zip(&self.subjects)
                 .all(|(given, kept)| given.is(kept.bind(py)))
         {
+            return Ok(false);
+        }
+        self.unchanged(py)
+    }
+}
+
+impl MethodGuard {
+    /// True while every watched method is still the one first found and
+    /// every pinned attribute the same object (the subjects not checked).
+    pub fn unchanged(&self, py: Python<'_>) -> PyResult<bool> {
+        if !self.tags_usable {
             return Ok(false);
         }
         for w in &self.watched {

@@ -4,14 +4,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pyo3::exceptions::PyOSError;
+use pyo3::exceptions::{PyOSError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDateTime, PyDict, PyTuple, PyType, PyTzInfo};
+use pyo3::types::{PyCFunction, PyDateTime, PyDict, PyModule, PyTuple, PyType, PyTzInfo};
+use pyo3::PyTypeInfo;
 
 use crate::core::datetime_iso::{utc_from_unix_micros, DateTimeFields};
-
-static DATETIME_CLS: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// `object.__new__(cls)` (refusing abstract classes as it does) with
 /// `state` as the new object's `__dict__`.
@@ -31,12 +30,15 @@ pub fn new_with_dict<'py>(
     let py = cls.py();
     let no_args = PyTuple::empty(py);
     // SAFETY: object's tp_new is called as object.__new__(cls) calls it,
-    // with an empty argument tuple and no keywords; the result is checked.
-    // The dict is then set as `obj.__dict__ = state` would set it.
+    // with an empty argument tuple and no keywords, once the check that
+    // object.__new__ makes first (that `cls` is not built on a C type with
+    // its own constructor) has passed; the result is checked. The dict is
+    // then set as `obj.__dict__ = state` would set it.
     unsafe {
         let object_new = (*std::ptr::addr_of_mut!(pyo3::ffi::PyBaseObject_Type))
             .tp_new
             .expect("object has tp_new");
+        refuse_unsafe(py, cls, object_new as usize)?;
         let obj = Bound::from_owned_ptr_or_err(
             py,
             object_new(cls.as_type_ptr(), no_args.as_ptr(), std::ptr::null_mut()),
@@ -50,15 +52,56 @@ pub fn new_with_dict<'py>(
     }
 }
 
+/// The `tp_new` CPython gives classes that define `__new__` in Python.
+static PYTHON_DEFINED_NEW: PyOnceLock<usize> = PyOnceLock::new();
+
+/// Raises TypeError, as `object.__new__(cls)` does, when the most derived
+/// base of `cls` whose `__new__` is not defined in Python has a
+/// constructor other than object's (`object.__new__(dict)`, say, would
+/// make a dict its own constructor never set up).
+fn refuse_unsafe(py: Python<'_>, cls: &Bound<'_, PyType>, object_new: usize) -> PyResult<()> {
+    let python_defined = *PYTHON_DEFINED_NEW.get_or_try_init(py, || {
+        let probe = PyModule::from_code(
+            py,
+            c"class Probe:\n    def __new__(cls):\n        return object.__new__(cls)\n",
+            c"<eventsourcing_rs probe>",
+            c"_eventsourcing_rs_probe",
+        )?
+        .getattr("Probe")?
+        .cast_into::<PyType>()?;
+        // SAFETY: a live type object; the slot is read, not written.
+        Ok::<_, PyErr>(unsafe { (*probe.as_type_ptr()).tp_new.map_or(0, |f| f as usize) })
+    })?;
+    // SAFETY: walks the live type's base chain, reading slots only.
+    let static_base_new = unsafe {
+        let mut base = cls.as_type_ptr();
+        while !base.is_null() && (*base).tp_new.map_or(0, |f| f as usize) == python_defined {
+            base = (*base).tp_base;
+        }
+        if base.is_null() {
+            return Ok(());
+        }
+        (*base).tp_new.map_or(0, |f| f as usize)
+    };
+    if static_base_new == object_new {
+        return Ok(());
+    }
+    let name = cls.name()?;
+    Err(PyTypeError::new_err(format!(
+        "object.__new__({name}) is not safe, use {name}.__new__()"
+    )))
+}
+
 /// `datetime.now(tz)`: made here from the system clock when `tz` is
-/// `timezone.utc`, else asked of Python.
+/// `timezone.utc` and `datetime.now` is CPython's own, else asked of
+/// `datetime.now` itself (so that tools which replace it, to move a test's
+/// clock, are honoured).
 #[pyfunction]
 pub fn now<'py>(tz: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = tz.py();
     let utc = PyTzInfo::utc(py)?;
-    if !tz.is(&*utc) {
-        return DATETIME_CLS
-            .import(py, "datetime", "datetime")?
+    if !tz.is(&*utc) || now_is_replaced(py) {
+        return <PyDateTime as PyTypeInfo>::type_object(py)
             .call_method1(pyo3::intern!(py, "now"), (tz,));
     }
     // CLOCK_REALTIME, truncated to microseconds, as datetime.now reads it.
@@ -68,6 +111,43 @@ pub fn now<'py>(tz: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let micros = i64::try_from(since_epoch.as_micros())
         .map_err(|_| PyOSError::new_err("system clock out of range"))?;
     py_datetime(py, &utc_from_unix_micros(micros), Some(&utc.to_owned()))
+}
+
+/// `datetime.now`'s method table entry and the C function it held when the
+/// module was loaded (addresses). Tools that move a test's clock, such as
+/// time-machine, swap that function in place.
+static DATETIME_NOW: PyOnceLock<(usize, usize)> = PyOnceLock::new();
+
+/// Remembers `datetime.now` as it is now; called when the module loads.
+pub fn remember_datetime_now(py: Python<'_>) -> PyResult<()> {
+    let now = <PyDateTime as PyTypeInfo>::type_object(py).getattr("now")?;
+    if !now.is_instance_of::<PyCFunction>() {
+        return Ok(());
+    }
+    // SAFETY: `now` is a builtin method object (checked above), whose
+    // method table entry lives as long as the datetime module.
+    let entry = unsafe {
+        let def = (*now.as_ptr().cast::<pyo3::ffi::PyCFunctionObject>()).m_ml;
+        (def as usize, (*def).ml_meth.PyCFunction as usize)
+    };
+    let _ = DATETIME_NOW.set(py, entry);
+    Ok(())
+}
+
+/// Whether `datetime.now` is no longer the function it was when the module
+/// loaded (or could not be looked at).
+fn now_is_replaced(py: Python<'_>) -> bool {
+    match DATETIME_NOW.get(py) {
+        // SAFETY: the entry lives as long as the datetime module, which
+        // stays loaded once imported; the pointer is read, not written.
+        Some(&(def, original)) => unsafe {
+            (*(def as *const pyo3::ffi::PyMethodDef))
+                .ml_meth
+                .PyCFunction as usize
+                != original
+        },
+        None => true,
+    }
 }
 
 /// A `datetime` with the given fields and time zone (the fields' own

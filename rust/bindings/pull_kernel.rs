@@ -9,9 +9,11 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyType};
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::mapper::EventMapper;
 use super::memory_recorder::MemoryRecorder;
+use super::method_guard::MethodGuard;
 use super::objects::new_with_dict;
 use super::sqlite_recorder::SqliteRecorder;
 use super::tracking::TrackingBook;
@@ -71,15 +73,18 @@ impl Recorder {
 }
 
 /// What one `pull` did: how many notifications the page held, how many
-/// were processed (and with which last tracking record), and, if something
+/// were processed (and with which last tracking record); if something
 /// failed, the error and the notification whose processing raised it (None
-/// when the batch's insert failed, which then wrote nothing).
+/// when the batch's insert failed, which then wrote nothing); and whether
+/// the batch was recorded (false, with no error, when it is left for the
+/// follower to record because a method on the path was replaced).
 type PullOutcome = (
     usize,
     usize,
     Option<Py<Tracking>>,
     Option<i64>,
     Option<Py<PyAny>>,
+    bool,
 );
 
 /// The Rust objects behind one follower's pull from one leader.
@@ -90,11 +95,33 @@ pub struct PullKernel {
     decoder: Py<EventMapper>,
     encoder: Py<EventMapper>,
     book: Py<TrackingBook>,
-    process_event_class: Py<PyType>,
+    /// Says whether the Rust calls still stand for the Python methods; a
+    /// policy may replace one while the page is processed.
+    guard: Py<MethodGuard>,
+}
+
+impl Recorder {
+    fn object(&self) -> &Py<PyAny> {
+        match self {
+            Recorder::Memory(r) => r.as_any(),
+            Recorder::Sqlite(r) => r.as_any(),
+        }
+    }
 }
 
 #[pymethods]
 impl PullKernel {
+    /// What the kernel holds, shown to the cyclic garbage collector (a
+    /// follower keeps its kernel, and the kernel the follower's recorder).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(self.follower.object())?;
+        visit.call(self.leader.object())?;
+        visit.call(&self.decoder)?;
+        visit.call(&self.encoder)?;
+        visit.call(&self.book)?;
+        visit.call(&self.guard)
+    }
+
     #[new]
     fn new(
         follower: &Bound<'_, PyAny>,
@@ -102,7 +129,7 @@ impl PullKernel {
         decoder: Bound<'_, EventMapper>,
         encoder: Bound<'_, EventMapper>,
         book: Bound<'_, TrackingBook>,
-        process_event_class: Bound<'_, PyType>,
+        guard: Bound<'_, MethodGuard>,
     ) -> PyResult<Self> {
         Ok(PullKernel {
             follower: Recorder::new(follower, "follower's")?,
@@ -110,7 +137,7 @@ impl PullKernel {
             decoder: decoder.unbind(),
             encoder: encoder.unbind(),
             book: book.unbind(),
-            process_event_class: process_event_class.unbind(),
+            guard: guard.unbind(),
         })
     }
 
@@ -131,6 +158,8 @@ impl PullKernel {
     /// before it made. Recording that fails (a tracking record that would
     /// not advance, an event that cannot be encoded, the insert) wrote
     /// nothing; the outcome carries its error.
+    // The arguments are those of the Python call the follower makes.
+    #[allow(clippy::too_many_arguments)]
     fn pull(
         &self,
         py: Python<'_>,
@@ -138,9 +167,9 @@ impl PullKernel {
         limit: usize,
         policy: &Bound<'_, PyAny>,
         events: &Bound<'_, PyList>,
+        process_event_class: &Bound<'_, PyType>,
         stock_process_event: bool,
     ) -> PyResult<PullOutcome> {
-        let process_event_class = self.process_event_class.bind(py);
         let leader_name = name.to_str()?;
         let book = self.book.get();
         let position = self.follower.max_tracking_id(py, leader_name)?;
@@ -170,13 +199,19 @@ impl PullKernel {
                 };
                 let domain_event = decoder.to_domain_event(py, stored)?;
                 policy.call1((domain_event, &process_event))?;
-                let new_events = process_event.getattr(pyo3::intern!(py, "events"))?;
-                for event in new_events.try_iter()? {
-                    events.append(event?)?;
-                }
-                Ok(process_event
+                // All of the process event is read before any of it joins
+                // the batch: a notification that fails adds nothing.
+                let new_events: Vec<Bound<'_, PyAny>> = process_event
+                    .getattr(pyo3::intern!(py, "events"))?
+                    .try_iter()?
+                    .collect::<PyResult<_>>()?;
+                let tracking = process_event
                     .getattr(pyo3::intern!(py, "tracking"))?
-                    .cast_into::<Tracking>()?)
+                    .cast_into::<Tracking>()?;
+                for event in new_events {
+                    events.append(event)?;
+                }
+                Ok(tracking)
             })();
             match processed {
                 Ok(t) => {
@@ -190,14 +225,27 @@ impl PullKernel {
                         tracking.map(Bound::unbind),
                         Some(id),
                         Some(error.into_value(py).into_any()),
+                        false,
                     );
                     return Ok(outcome);
                 }
             }
         }
         let Some(tracking) = tracking else {
-            return Ok((page.len(), 0, None, None, None));
+            return Ok((page.len(), 0, None, None, None, true));
         };
+        if !self.guard.get().unchanged(py)? {
+            // A method on the path was replaced while the page was
+            // processed: the follower records the batch through it.
+            return Ok((
+                page.len(),
+                count,
+                Some(tracking.unbind()),
+                None,
+                None,
+                false,
+            ));
+        }
         let last = tracking.get().notification_id;
         // As when the follower records a batch itself: a tracking record
         // that would not advance, an event that cannot be encoded and an
@@ -221,10 +269,16 @@ impl PullKernel {
                 Some(tracking.unbind()),
                 None,
                 Some(error.into_value(py).into_any()),
+                false,
             );
             return Ok(outcome);
         }
-        book.advance(leader_name, last)?;
-        Ok((page.len(), count, Some(tracking.unbind()), None, None))
+        // The batch is committed. Should the book have been moved on
+        // meanwhile (another thread recording for this follower), it is
+        // read again from the recorder on the next pull.
+        if book.advance(leader_name, last).is_err() {
+            book.forget(leader_name);
+        }
+        Ok((page.len(), count, Some(tracking.unbind()), None, None, true))
     }
 }
