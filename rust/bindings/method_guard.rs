@@ -158,14 +158,15 @@ impl MethodGuard {
         {
             return Ok(false);
         }
-        self.unchanged(py)
+        self.unchanged(py, true)
     }
 }
 
 impl MethodGuard {
-    /// True while every watched method is still the one first found and
-    /// every pinned attribute the same object (the subjects not checked).
-    pub fn unchanged(&self, py: Python<'_>) -> PyResult<bool> {
+    /// True while every watched method is still the one first found and,
+    /// with `pins`, every pinned attribute the same object (the subjects
+    /// are not checked).
+    pub fn unchanged(&self, py: Python<'_>, pins: bool) -> PyResult<bool> {
         if !self.tags_usable {
             return Ok(false);
         }
@@ -191,7 +192,7 @@ impl MethodGuard {
                 }
             }
         }
-        for p in &self.pinned {
+        for p in self.pinned.iter().filter(|_| pins) {
             match p.owner.bind(py).getattr(p.name.bind(py)) {
                 Ok(value) if value.is(p.value.bind(py)) => {}
                 _ => return Ok(false),

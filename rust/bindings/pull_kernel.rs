@@ -234,7 +234,10 @@ impl PullKernel {
         let Some(tracking) = tracking else {
             return Ok((page.len(), 0, None, None, None, true));
         };
-        if !self.guard.get().unchanged(py)? {
+        // The methods only: what the calls hang from (a recorder's Rust
+        // object, a log's recorder) was checked when the page began, and
+        // policies replace methods (to inject a failure, say), not those.
+        if !self.guard.get().unchanged(py, false)? {
             // A method on the path was replaced while the page was
             // processed: the follower records the batch through it.
             return Ok((
