@@ -33,25 +33,24 @@ class PendingEvents:
     def __init__(self) -> None:
         self.events: List[AggregateEvent] = []
         self._by_aggregate: Dict[UUID, List[AggregateEvent]] = {}
-        # How many of the events the index holds (0: nothing to clear).
-        self.indexed = 0
+        self._indexed = 0
 
     def for_aggregate(self, originator_id: UUID) -> Optional[List[AggregateEvent]]:
         """The pending events of one aggregate, in the order added."""
         if not self.events:
             return None
         index = self._by_aggregate
-        for event in self.events[self.indexed :]:
+        for event in self.events[self._indexed :]:
             index.setdefault(event.originator_id, []).append(event)
-        self.indexed = len(self.events)
+        self._indexed = len(self.events)
         return index.get(originator_id)
 
     def clear(self) -> None:
         """Starts a new batch (a new list: the old one is being recorded)."""
         self.events = []
-        if self.indexed:
+        if self._indexed:
             self._by_aggregate.clear()
-            self.indexed = 0
+            self._indexed = 0
 
 
 class PendingAwareEventStore(EventStore):

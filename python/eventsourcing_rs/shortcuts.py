@@ -11,9 +11,11 @@ instance attribute shadows it), the follower calls the Rust method
 directly; whatever a user has customised keeps its Python path.
 
 A follower's insert (events with a tracking record) goes straight to the
-Rust recorder as well. The shortcuts are found afresh on each pull (and
-each batch), so that a method replaced on an instance or patched on a
-class since the last one, as tests injecting failures do, is honoured.
+Rust recorder as well, and when every call on a pull's path is a Rust one,
+a PullKernel runs each page of the pull in Rust. A follower keeps what it
+found per leader (FollowerCalls) and asks its MethodGuard, for every page,
+whether it still applies, so that a method replaced on an instance or
+patched on a class since, as tests injecting failures do, is honoured.
 Saving and reading aggregates take no shortcut: there, checking on each
 call that one still applies costs as much as the layers it would skip.
 """
@@ -58,10 +60,9 @@ def follower_calls(
     A method is stock when its class does not override it and no instance
     attribute shadows it. The methods themselves are compared: an
     isinstance check against these abstract classes would cost more than
-    the shortcut saves. With the single-threaded runner a pull usually
-    carries one notification, so every check is paid per event; they are
-    written out in one function because each level of Python call costs
-    about as much as a check.
+    the shortcut saves. The checks are written out in one function because
+    the Python paths (a customised follower, its inserts) make them for
+    every batch, and each level of Python call costs about as much as one.
     """
     recorder_type = type(recorder)
     recorder_dict = getattr(recorder, "__dict__", ())

@@ -39,9 +39,6 @@ from eventsourcing_rs.persistence import (
 )
 from eventsourcing_rs.utils import get_topic, resolve_topic
 
-# The Rust recorder's insert_events(stored_events, tracking).
-NativeInsert = Callable[[List[Any], Any], Any]
-
 
 class ProcessEvent:
     """The outcome of processing one notification: the tracking record of
@@ -168,7 +165,7 @@ class Follower(Application):
                 self._calls[name] = found
             kernel = found.kernel
             if kernel is None:
-                self._pull_in_python(name, batch_size, reader, mapper, found.calls)
+                self._pull_in_python(name, batch_size, reader, mapper, found.calls, pending)
                 return
             # A page in Rust (see PullKernel), which returns what it did;
             # notifying and failures are handled here. It makes process
@@ -185,15 +182,12 @@ class Follower(Application):
                 pending.clear()
                 self._note_failure(raised, name, None, None)
                 raise
-            if pending.indexed:
-                pending.clear()
-            else:
-                pending.events = []
+            pending.clear()
             if error is None:
                 if count and not recorded:
                     # A method on the path was replaced during the page:
                     # the batch is recorded through the Python methods.
-                    if self._record_batch(name, events, tracking, count, self._stock_insert()):
+                    if self._record_batch(name, events, tracking, count):
                         return
                 elif count:
                     self.notify(events)
@@ -208,7 +202,7 @@ class Follower(Application):
                 except BaseException:
                     # What was processed before it stands; should recording
                     # that fail too, its error is raised, chained to this.
-                    self._record_batch(name, events, tracking, count, self._stock_insert())
+                    self._record_batch(name, events, tracking, count)
                     raise
             # Recording failed and wrote nothing.
             if count == 1:
@@ -225,26 +219,19 @@ class Follower(Application):
         reader: NotificationLogReader,
         mapper: Mapper,
         calls: Tuple[Any, Any, Any],
+        pending: PendingEvents,
     ) -> None:
         """The batched pull, where some call on its path is a Python one.
         The insert is found afresh for each batch (a policy may replace
         it)."""
         max_tracking_id, select, _ = calls
-        # The recorder is the authority (another process may have moved it
-        # on); the book keeps what it says for the checks made on insert.
-        start = max_tracking_id(name)
-        self.tracking_book.learn(name, start)
-        start += 1
+        start = self._next_position(name, max_tracking_id)
         if select:
             # A batch at a time straight from the leader's recorder (the
             # stock log's select would cap each page at its section size).
             notifications: Iterable[Notification] = select(start, batch_size)
         else:
             notifications = reader.select(start=start)
-        # The batch's new events, served by the event store to the policies
-        # that follow in the batch.
-        store = self.events
-        pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
         events = pending.events
         tracking: Optional[Tracking] = None
         count = 0
@@ -266,7 +253,7 @@ class Follower(Application):
                         # Taken: if recording it fails, the handler below
                         # must not record it again.
                         events, tracking, count = pending.events, None, 0
-                        if self._record_batch(name, *batch, self._stock_insert()):
+                        if self._record_batch(name, *batch):
                             # Recorded by pulling again one at a time, which
                             # went on to the end of the log: nothing is left.
                             self.processing = None
@@ -286,7 +273,7 @@ class Follower(Application):
                 )
             # What was processed before the failure stands on its own.
             pending.clear()
-            self._record_batch(name, events, tracking, count, self._stock_insert())
+            self._record_batch(name, events, tracking, count)
             raise
         except BaseException:
             # Interrupted (KeyboardInterrupt, say): nothing of the batch is
@@ -295,7 +282,7 @@ class Follower(Application):
             raise
         pending.clear()
         if count:
-            self._record_batch(name, events, tracking, count, self._stock_insert())
+            self._record_batch(name, events, tracking, count)
         self.processing = None
 
     def _pull_one_at_a_time(self, name: str) -> None:
@@ -322,7 +309,6 @@ class Follower(Application):
         events: List[AggregateEvent],
         tracking: Optional[Tracking],
         count: int,
-        insert: Optional[NativeInsert],
     ) -> bool:
         """Records a batch of ``count`` processed notifications. If its
         insert fails, nothing of it was written, and the leader is pulled
@@ -332,7 +318,7 @@ class Follower(Application):
         if not count:
             return False
         try:
-            self._insert_tracked(events, tracking, insert)
+            self._put_tracked(events, tracking)
         except Exception as error:
             if count == 1:
                 self._note_recording_failure(error, name, tracking)
@@ -393,36 +379,31 @@ class Follower(Application):
         self._put_tracked(process_event.events, process_event.tracking)
         self.notify(process_event.events)
 
-    def _next_position(self, name: str) -> int:
+    def _next_position(
+        self, name: str, max_tracking_id: Optional[Callable[[str], int]] = None
+    ) -> int:
+        """The id of the next notification to process from the leader."""
         # The recorder is the authority (another process may have moved it
         # on); the book keeps what it says for the checks made on insert.
-        max_tracking_id = shortcuts.follower_calls(self.recorder, self.events, None, None)[0]
+        if max_tracking_id is None:
+            max_tracking_id = shortcuts.follower_calls(self.recorder, self.events, None, None)[0]
         position = max_tracking_id(name)
         self.tracking_book.learn(name, position)
         return position + 1
 
-    def _stock_insert(self) -> Optional[NativeInsert]:
-        return shortcuts.follower_calls(self.recorder, self.events, None, None)[2]
-
     def _put_tracked(self, events: List[AggregateEvent], tracking: Optional[Tracking]) -> None:
         """Puts events with their tracking record. A tracking id that does
-        not advance past the last one is refused before anything is sent."""
-        self._insert_tracked(events, tracking, self._stock_insert())
-
-    def _insert_tracked(
-        self,
-        events: List[AggregateEvent],
-        tracking: Optional[Tracking],
-        insert: Optional[NativeInsert],
-    ) -> None:
-        # ``insert`` is the Rust recorder's, when the store and recorder
-        # are stock; else the event store puts the events.
+        not advance past the last one is refused before anything is sent.
+        The insert goes straight to the Rust recorder when the store and
+        recorder are stock (found afresh each time: a policy may have
+        replaced a method); else the event store puts the events."""
+        store = self.events
         if tracking is None:
-            self.events.put(events)
+            store.put(events)
             return
         name = tracking.application_name
         self.tracking_book.check(name, tracking.notification_id)
-        store = self.events
+        insert = shortcuts.follower_calls(self.recorder, store, None, None)[2]
         try:
             if insert is not None:
                 insert(list(map(store.mapper.from_domain_event, events)), tracking)
