@@ -12,6 +12,7 @@
 use std::os::raw::c_uint;
 
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
@@ -40,13 +41,20 @@ pub struct MethodGuard {
     subjects: Vec<Py<PyAny>>,
     watched: Vec<Watched>,
     pinned: Vec<Pinned>,
-    /// Version tags are CPython's, and read without atomics: elsewhere
-    /// (PyPy, a free-threaded build) the guard never holds.
-    tags_usable: bool,
 }
 
 /// Whether this interpreter's type version tags can be relied on here.
+/// They are CPython's, and read without atomics: elsewhere (PyPy, a
+/// free-threaded build) a guard never holds.
+static TAGS_USABLE: PyOnceLock<bool> = PyOnceLock::new();
+
 fn version_tags_usable(py: Python<'_>) -> PyResult<bool> {
+    TAGS_USABLE
+        .get_or_try_init(py, || interpreter_keeps_version_tags(py))
+        .copied()
+}
+
+fn interpreter_keeps_version_tags(py: Python<'_>) -> PyResult<bool> {
     let sys = py.import("sys")?;
     let cpython = sys
         .getattr("implementation")?
@@ -139,7 +147,6 @@ impl MethodGuard {
             });
         }
         Ok(MethodGuard {
-            tags_usable: version_tags_usable(py)?,
             subjects,
             watched: entries,
             pinned: pins,
@@ -167,7 +174,7 @@ impl MethodGuard {
     /// with `pins`, every pinned attribute the same object (the subjects
     /// are not checked).
     pub fn unchanged(&self, py: Python<'_>, pins: bool) -> PyResult<bool> {
-        if !self.tags_usable {
+        if !version_tags_usable(py)? {
             return Ok(false);
         }
         for w in &self.watched {

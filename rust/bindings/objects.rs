@@ -1,6 +1,7 @@
-//! Making the objects of new events and aggregates, for the domain's
-//! generated creation functions: what `object.__new__` followed by
-//! attribute assignments would make, in one call.
+//! Making new events: an instance of a class with its whole `__dict__` in
+//! one call (what `object.__new__` followed by attribute assignments would
+//! make), for the domain's generated functions and the mapper's decoder;
+//! and timestamps, `datetime.now(tz)` read from the clock here for UTC.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

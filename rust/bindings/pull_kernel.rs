@@ -39,6 +39,13 @@ impl Recorder {
         )))
     }
 
+    fn object(&self) -> &Py<PyAny> {
+        match self {
+            Recorder::Memory(r) => r.as_any(),
+            Recorder::Sqlite(r) => r.as_any(),
+        }
+    }
+
     fn max_tracking_id(&self, py: Python<'_>, name: &str) -> PyResult<i64> {
         match self {
             Recorder::Memory(r) => Ok(r.get().max_tracking_id(name)),
@@ -100,15 +107,6 @@ pub struct PullKernel {
     guard: Py<MethodGuard>,
 }
 
-impl Recorder {
-    fn object(&self) -> &Py<PyAny> {
-        match self {
-            Recorder::Memory(r) => r.as_any(),
-            Recorder::Sqlite(r) => r.as_any(),
-        }
-    }
-}
-
 #[pymethods]
 impl PullKernel {
     /// What the kernel holds, shown to the cyclic garbage collector (a
@@ -142,15 +140,15 @@ impl PullKernel {
     }
 
     /// Processes the leader's next page of up to `limit` notifications
-    /// (from the one after the follower's tracked position): for each, a
-    /// process event `process_event_class(Tracking(name, id))` is made (with
-    /// `stock_process_event`, as its stock `__init__` would, without calling
-    /// it) and
-    /// `policy(domain_event, process_event)` called, and the process
-    /// event's new events are appended to `events` (the batch's pending
-    /// events, which the event store serves to the policies that follow).
-    /// If every policy returns, the batch is recorded in one insert with
-    /// the last tracking record.
+    /// (from the one after the follower's tracked position). For each, a
+    /// process event `process_event_class(Tracking(name, id))` is made
+    /// (with `stock_process_event`, as its stock `__init__` would make it,
+    /// without calling it), `policy(domain_event, process_event)` is
+    /// called, and the process event's new events are appended to `events`
+    /// (the batch's pending events, which the event store serves to the
+    /// policies that follow). If every policy returns, and the methods on
+    /// the path are unchanged, the batch is recorded in one insert with the
+    /// last tracking record.
     ///
     /// Errors reading the position or the page are raised. A policy (or
     /// decoding) that raises stops the page and nothing is recorded: the
