@@ -146,9 +146,8 @@ impl MemoryRecorder {
         start: i64,
         limit: usize,
     ) -> PyResult<Bound<'py, PyList>> {
-        let rows = self.store.read().select_notifications(start, limit);
         let list = PyList::empty(py);
-        for (id, record) in rows {
+        for (id, record) in self.notification_rows(py, start, limit) {
             let event = record.get().clone_ref(py);
             list.append(Notification::create(py, id, event)?)?;
         }
