@@ -23,12 +23,14 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<tracking::TrackingBook>()?;
     m.add_class::<method_guard::MethodGuard>()?;
     m.add_class::<pull_kernel::PullKernel>()?;
+    m.add_class::<follower_pull::FollowerPull>()?;
     m.add_function(wrap_pyfunction!(reader::parse_section_id, m)?)?;
     m.add_function(wrap_pyfunction!(reader::section_start_and_limit, m)?)?;
     m.add_function(wrap_pyfunction!(reader::format_section_id, m)?)?;
     m.add_function(wrap_pyfunction!(uuids::uuid4, m)?)?;
     m.add_function(wrap_pyfunction!(objects::instance_with_dict, m)?)?;
     m.add_function(wrap_pyfunction!(objects::now, m)?)?;
+    m.add_function(wrap_pyfunction!(follower_pull::drain_prompts, m)?)?;
     objects::remember_datetime_now(m.py())?;
     Ok(())
 }

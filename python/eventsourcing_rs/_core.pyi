@@ -8,6 +8,7 @@ from typing_extensions import disjoint_base
 
 __all__ = [
     "EventMapper",
+    "FollowerPull",
     "JsonCodec",
     "MemoryRecorder",
     "MethodGuard",
@@ -22,6 +23,7 @@ __all__ = [
     "StoredEvent",
     "Tracking",
     "TrackingBook",
+    "drain_prompts",
     "format_section_id",
     "instance_with_dict",
     "now",
@@ -280,6 +282,36 @@ class PullKernel:
         stock_process_event: bool,
     ) -> tuple[int, int, Tracking | None, int | None, BaseException | None, bool]: ...
 
+@final
+class FollowerPull:
+    """A follower's whole pull from one leader in Rust, around its kernel,
+    while the follower's methods and state on that path are those it was
+    made for; failures are handed to the follower's Python methods."""
+
+    def __new__(
+        cls,
+        follower: Any,
+        kernel: PullKernel,
+        guard: MethodGuard,
+        readers: dict[str, Any],
+        reader_entry: Any,
+        pending: Any,
+        batch_size: int,
+        process_events_module: Any,
+        stock_init: Callable[..., Any],
+        notify: str,
+        followers: list[Any] | None = None,
+        runner_receive: Callable[..., Any] | None = None,
+    ) -> FollowerPull: ...
+    def run(self, name: str) -> bool: ...
+
+def drain_prompts(
+    prompts: list[str],
+    followers_of: dict[str, list[Any]],
+    errors: list[Any],
+    processing_error: Callable[[Any, str, Exception], Any],
+    stock_pull: Callable[..., Any],
+) -> None: ...
 def parse_section_id(section_id: str) -> tuple[int, int]: ...
 def section_start_and_limit(section_id: str, section_size: int) -> tuple[int, int]: ...
 def format_section_id(first: int, last: int) -> str: ...

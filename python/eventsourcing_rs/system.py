@@ -8,6 +8,7 @@ section ids and the multi-threaded prompt queue run in Rust.
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from collections import defaultdict
 from threading import Event, Thread
@@ -106,8 +107,10 @@ class Follower(Application):
         # The (leader, notification id) being processed; left in place when
         # processing fails, so the runner can say which notification failed.
         self.processing: Optional[Tuple[str, int]] = None
-        # Per leader, the recorder calls a pull makes (see shortcuts.py).
+        # Per leader, the recorder calls a pull makes (see shortcuts.py),
+        # and the pull in Rust made of them (None where there is none).
         self._calls: Dict[str, shortcuts.FollowerCalls] = {}
+        self._pull_steps: Dict[str, Optional[_core.FollowerPull]] = {}
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -138,79 +141,109 @@ class Follower(Application):
         and the notification id; calling again resumes from that
         notification.
         """
+        # When every object on the path is a stock one backed by Rust, the
+        # whole pull runs in Rust (see FollowerPull), which says whether it
+        # still applies; else it is made again, or the pull runs here.
+        step = self._pull_steps.get(name)
+        if step is not None and step.run(name):
+            return
+        self._pull_without_step(name, True)
+
+    def _pull_without_step(self, name: str, make_step: bool) -> None:
+        """The pull, where no FollowerPull applies. With ``make_step``, one
+        is made (and run) if the calls on the path are all Rust ones; else
+        the pull runs in Python, batched unless :func:`record` or the batch
+        size says otherwise."""
         batch_size = self.pull_batch_size
         if batch_size <= 1 or type(self).record is not Follower.record:
             self._pull_one_at_a_time(name)
             return
-        # This runs once per pull, and with the single-threaded runner a
-        # pull usually carries one notification: what helpers would do is
-        # written out here, since each Python call costs as much as a step.
         reader, mapper = self.readers[name]
         store = self.events
+        recorder, log, book = self.recorder, reader.notification_log, self.tracking_book
+        found = self._calls.get(name)
+        if found is None or not found.guard.holds(recorder, store, log, mapper, book):
+            found = shortcuts.FollowerCalls(
+                recorder, store, log, LocalNotificationLog, mapper, book
+            )
+            self._calls[name] = found
+        if make_step and found.kernel is not None:
+            step = self._make_pull_step(name, found.kernel, store)
+            self._pull_steps[name] = step
+            if step is not None and step.run(name):
+                return
         # The batch's new events, served by the event store to the policies
         # that follow in the batch.
         pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
-        policy = self.policy
-        self.processing = None
-        while True:
-            # Checked for every page, so that a method replaced since the
-            # last one (on an instance, or patched on a class, even by a
-            # policy) is honoured.
-            recorder, log, book = self.recorder, reader.notification_log, self.tracking_book
-            found = self._calls.get(name)
-            if found is None or not found.guard.holds(recorder, store, log, mapper, book):
-                found = shortcuts.FollowerCalls(
-                    recorder, store, log, LocalNotificationLog, mapper, book
-                )
-                self._calls[name] = found
-            kernel = found.kernel
-            if kernel is None:
-                self._pull_in_python(name, batch_size, reader, mapper, found.calls, pending)
-                return
-            # A page in Rust (see PullKernel), which returns what it did;
-            # notifying and failures are handled here. It makes process
-            # events itself when their class's __init__ is the stock one.
-            process_event_class = ProcessEvent
-            stock_init = process_event_class.__init__ is _PROCESS_EVENT_INIT
-            events = pending.events
+        self._pull_in_python(name, batch_size, reader, mapper, found.calls, pending)
+
+    def _make_pull_step(
+        self, name: str, kernel: _core.PullKernel, store: EventStore[AggregateEvent]
+    ) -> Optional[_core.FollowerPull]:
+        """A FollowerPull for the leader, if this follower's pull and notify
+        can run in Rust around its kernel; None if not."""
+        pending: Optional[PendingEvents] = None
+        if isinstance(store, PendingAwareEventStore):
+            pending = store.pending
+            if type(pending).clear is not PendingEvents.clear:
+                return None
+        watched: List[Tuple[Any, List[str]]] = [(self, ["record", "notify", "prompt_followers"])]
+        pinned: List[Tuple[Any, str]] = [
+            (self, "pull_batch_size"),
+            (self, "readers"),
+            (self, "recorder"),
+            (self, "events"),
+            (self, "tracking_book"),
+            (self.readers[name][0], "notification_log"),
+        ]
+        if pending is not None:
+            watched.append((pending, ["clear"]))
+            pinned.append((store, "pending"))
+        notify = _notify_mode(self)
+        followers = getattr(self, "followers", None) if notify == "prompt" else None
+        if followers is not None:
+            pinned.append((self, "followers"))
+        return _core.FollowerPull(
+            self,
+            kernel,
+            _core.MethodGuard(watched, pinned),
+            self.readers,
+            self.readers[name],
+            pending,
+            self.pull_batch_size,
+            sys.modules[__name__],
+            _PROCESS_EVENT_INIT,
+            notify,
+            followers,
+            _RUNNER_RECEIVE_PROMPT,
+        )
+
+    def _finish_kernel_page(
+        self, name: str, outcome: Tuple[Any, ...], events: List[AggregateEvent]
+    ) -> bool:
+        """Handles a page the kernel did not finish: a method on the path
+        was replaced during it (the batch is recorded through the Python
+        methods), a policy raised (what came before it is recorded, and the
+        error raised), or recording failed (and wrote nothing). True: the
+        pull goes on; False: it is over."""
+        _, count, tracking, failed_id, error, _ = outcome
+        if error is None:
+            return not self._record_batch(name, events, tracking, count)
+        if failed_id is not None:
+            self.processing = (name, failed_id)
+            self._note_failure(error, name, failed_id, None)
             try:
-                page, count, tracking, failed_id, error, recorded = kernel.pull(
-                    name, batch_size, policy, events, process_event_class, stock_init
-                )
-            except BaseException as raised:
-                # Reading the position or the page: nothing was processed.
-                pending.clear()
-                self._note_failure(raised, name, None, None)
-                raise
-            pending.clear()
-            if error is None:
-                if count and not recorded:
-                    # A method on the path was replaced during the page:
-                    # the batch is recorded through the Python methods.
-                    if self._record_batch(name, events, tracking, count):
-                        return
-                elif count:
-                    self.notify(events)
-                if page < batch_size:
-                    break
-                continue
-            if failed_id is not None:
-                self.processing = (name, failed_id)
-                self._note_failure(error, name, failed_id, None)
-                try:
-                    raise error
-                except BaseException:
-                    # What was processed before it stands; should recording
-                    # that fail too, its error is raised, chained to this.
-                    self._record_batch(name, events, tracking, count)
-                    raise
-            # Recording failed and wrote nothing.
-            if count == 1:
-                self._note_recording_failure(error, name, tracking)
                 raise error
-            self._reprocess_one_at_a_time(name)
-            return
-        self.processing = None
+            except BaseException:
+                # What was processed before it stands; should recording
+                # that fail too, its error is raised, chained to this.
+                self._record_batch(name, events, tracking, count)
+                raise
+        if count == 1:
+            self._note_recording_failure(error, name, tracking)
+            raise error
+        self._reprocess_one_at_a_time(name)
+        return False
 
     def _pull_in_python(
         self,
@@ -221,9 +254,9 @@ class Follower(Application):
         calls: Tuple[Any, Any, Any],
         pending: PendingEvents,
     ) -> None:
-        """The batched pull, where some call on its path is a Python one.
-        The insert is found afresh for each batch (a policy may replace
-        it)."""
+        """The batched pull, where some call on its path is a Python one
+        (or a page in Rust found one replaced). The insert is found afresh
+        for each batch (a policy may replace it)."""
         max_tracking_id, select, _ = calls
         start = self._next_position(name, max_tracking_id)
         if select:
@@ -450,6 +483,31 @@ class ProcessApplication(Leader, Follower, ABC):
     """An application that both follows and leads."""
 
 
+_APPLICATION_NOTIFY = Application.notify
+_LEADER_NOTIFY = Leader.notify
+_PROMPT_FOLLOWERS = Leader.prompt_followers
+_PULL_AND_PROCESS = Follower.pull_and_process
+
+
+def _notify_mode(app: Application) -> str:
+    """How a FollowerPull notifies for ``app`` (see its ``notify``):
+    "nothing" when its only ``notify`` is Application's, "prompt" when it
+    is Leader's over Application's with Leader's ``prompt_followers``, and
+    "method" (call it) for anything else in the classes' order."""
+    mro = type(app).__mro__
+    notifies = [c.__dict__["notify"] for c in mro if "notify" in c.__dict__]
+    prompts = [c.__dict__["prompt_followers"] for c in mro if "prompt_followers" in c.__dict__]
+    if notifies == [_APPLICATION_NOTIFY] and not prompts:
+        return "nothing"
+    if (
+        notifies == [_LEADER_NOTIFY, _APPLICATION_NOTIFY]
+        and prompts == [_PROMPT_FOLLOWERS]
+        and type(getattr(app, "followers", None)) is list
+    ):
+        return "prompt"
+    return "method"
+
+
 class System:
     """A system of applications, defined by pipes: sequences of
     application classes, each following the one before it."""
@@ -629,13 +687,16 @@ class SingleThreadedRunner(Runner, Promptable):
         self.is_prompting = True
         errors: List[ProcessingError] = []
         try:
-            while self.prompts_received:
-                prompt = self.prompts_received.pop(0)
-                for follower in self._followers_of[prompt]:
-                    try:
-                        follower.pull_and_process(prompt)
-                    except Exception as error:
-                        errors.append(_processing_error(follower, prompt, error))
+            # Takes each queued name in turn and has its followers pull it,
+            # collecting their errors, until the queue is empty (in Rust:
+            # one pull per notification makes this loop a hot path).
+            _core.drain_prompts(
+                self.prompts_received,
+                self._followers_of,
+                errors,
+                _processing_error,
+                _PULL_AND_PROCESS,
+            )
         finally:
             self.is_prompting = False
         _raise_first(errors)
@@ -648,6 +709,9 @@ class SingleThreadedRunner(Runner, Promptable):
         app = self.apps[cls.__name__]
         assert isinstance(app, cls)
         return app
+
+
+_RUNNER_RECEIVE_PROMPT = SingleThreadedRunner.receive_prompt
 
 
 class MultiThreadedRunner(Runner):

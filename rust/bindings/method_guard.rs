@@ -90,6 +90,22 @@ fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
     }
 }
 
+/// Whether the object's instance dictionary has `name` (which would
+/// shadow a method of its class).
+pub fn has_instance_attribute(
+    obj: &Bound<'_, PyAny>,
+    name: &Bound<'_, PyString>,
+) -> PyResult<bool> {
+    match instance_dict(obj) {
+        None => Ok(false),
+        Some(found) => match found.cast::<PyDict>() {
+            Ok(dict) => dict.contains(name),
+            // A mapping other than a dict, which CPython allows.
+            Err(_) => found.contains(name),
+        },
+    }
+}
+
 #[pymethods]
 impl MethodGuard {
     /// What the guard holds, shown to the cyclic garbage collector (a

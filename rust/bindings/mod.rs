@@ -1,6 +1,7 @@
 //! The thin PyO3 layer over `crate::core`.
 
 pub mod errors;
+pub mod follower_pull;
 pub mod key_cache;
 pub mod mapper;
 pub mod memory_recorder;

@@ -79,13 +79,44 @@ impl Recorder {
     }
 }
 
-/// What one `pull` did: how many notifications the page held, how many
-/// were processed (and with which last tracking record); if something
-/// failed, the error and the notification whose processing raised it (None
-/// when the batch's insert failed, which then wrote nothing); and whether
-/// the batch was recorded (false, with no error, when it is left for the
-/// follower to record because a method on the path was replaced).
-type PullOutcome = (
+/// What one page of a pull did: how many notifications the page held,
+/// how many were processed (and with which last tracking record); if
+/// something failed, the error and the notification whose processing
+/// raised it (None when the batch's insert failed, which then wrote
+/// nothing); and whether the batch was recorded (false, with no error,
+/// when it is left for the follower to record because a method on the
+/// path was replaced).
+pub struct PageOutcome<'py> {
+    pub page: usize,
+    pub count: usize,
+    pub tracking: Option<Bound<'py, Tracking>>,
+    pub failed_id: Option<i64>,
+    pub error: Option<PyErr>,
+    pub recorded: bool,
+}
+
+impl<'py> PageOutcome<'py> {
+    /// Processed and recorded (or nothing to process): the follower has
+    /// only to notify.
+    pub fn is_done(&self) -> bool {
+        self.error.is_none() && (self.recorded || self.count == 0)
+    }
+
+    /// The tuple `PullKernel.pull` returns.
+    pub fn into_tuple(self, py: Python<'py>) -> PullOutcome {
+        (
+            self.page,
+            self.count,
+            self.tracking.map(Bound::unbind),
+            self.failed_id,
+            self.error.map(|e| e.into_value(py).into_any()),
+            self.recorded,
+        )
+    }
+}
+
+/// `PageOutcome` as Python sees it.
+pub type PullOutcome = (
     usize,
     usize,
     Option<Py<Tracking>>,
@@ -168,6 +199,39 @@ impl PullKernel {
         process_event_class: &Bound<'_, PyType>,
         stock_process_event: bool,
     ) -> PyResult<PullOutcome> {
+        Ok(self
+            .page(
+                py,
+                name,
+                limit,
+                policy,
+                events,
+                process_event_class,
+                stock_process_event,
+            )?
+            .into_tuple(py))
+    }
+}
+
+impl PullKernel {
+    /// The guard the kernel was made with (over the recorders, event store,
+    /// log and mappers it stands for).
+    pub fn guard(&self) -> &MethodGuard {
+        self.guard.get()
+    }
+
+    /// What `pull` does, for Rust callers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn page<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyString>,
+        limit: usize,
+        policy: &Bound<'py, PyAny>,
+        events: &Bound<'py, PyList>,
+        process_event_class: &Bound<'py, PyType>,
+        stock_process_event: bool,
+    ) -> PyResult<PageOutcome<'py>> {
         let leader_name = name.to_str()?;
         let book = self.book.get();
         let position = self.follower.max_tracking_id(py, leader_name)?;
@@ -217,20 +281,26 @@ impl PullKernel {
                     count += 1;
                 }
                 Err(error) => {
-                    let outcome = (
-                        page.len(),
+                    return Ok(PageOutcome {
+                        page: page.len(),
                         count,
-                        tracking.map(Bound::unbind),
-                        Some(id),
-                        Some(error.into_value(py).into_any()),
-                        false,
-                    );
-                    return Ok(outcome);
+                        tracking,
+                        failed_id: Some(id),
+                        error: Some(error),
+                        recorded: false,
+                    });
                 }
             }
         }
         let Some(tracking) = tracking else {
-            return Ok((page.len(), 0, None, None, None, true));
+            return Ok(PageOutcome {
+                page: page.len(),
+                count: 0,
+                tracking: None,
+                failed_id: None,
+                error: None,
+                recorded: true,
+            });
         };
         // The methods only: what the calls hang from (a recorder's Rust
         // object, a log's recorder) was checked when the page began, and
@@ -238,14 +308,14 @@ impl PullKernel {
         if !self.guard.get().unchanged(py, false)? {
             // A method on the path was replaced while the page was
             // processed: the follower records the batch through it.
-            return Ok((
-                page.len(),
+            return Ok(PageOutcome {
+                page: page.len(),
                 count,
-                Some(tracking.unbind()),
-                None,
-                None,
-                false,
-            ));
+                tracking: Some(tracking),
+                failed_id: None,
+                error: None,
+                recorded: false,
+            });
         }
         let last = tracking.get().notification_id;
         // As when the follower records a batch itself: a tracking record
@@ -264,15 +334,14 @@ impl PullKernel {
         })();
         if let Err(error) = recorded {
             book.forget(leader_name);
-            let outcome = (
-                page.len(),
+            return Ok(PageOutcome {
+                page: page.len(),
                 count,
-                Some(tracking.unbind()),
-                None,
-                Some(error.into_value(py).into_any()),
-                false,
-            );
-            return Ok(outcome);
+                tracking: Some(tracking),
+                failed_id: None,
+                error: Some(error),
+                recorded: false,
+            });
         }
         // The batch is committed. Should the book have been moved on
         // meanwhile (another thread recording for this follower), it is
@@ -280,6 +349,13 @@ impl PullKernel {
         if book.advance(leader_name, last).is_err() {
             book.forget(leader_name);
         }
-        Ok((page.len(), count, Some(tracking.unbind()), None, None, true))
+        Ok(PageOutcome {
+            page: page.len(),
+            count,
+            tracking: Some(tracking),
+            failed_id: None,
+            error: None,
+            recorded: true,
+        })
     }
 }

@@ -1,0 +1,379 @@
+//! A follower's whole pull from a leader in the same process, and the
+//! single-threaded runner's prompt loop, run here while the follower's
+//! methods on that path are the stock ones.
+//!
+//! `PullKernel` does one page in Rust; around it, `Follower.pull_and_process`
+//! reads its state, clears the batch's pending events, notifies (which
+//! prompts the runner) and goes on to the next page. With one notification
+//! per pull, as the single-threaded runner makes them, those Python steps
+//! cost more than the page itself. `FollowerPull` takes them over while a
+//! guard says the follower's methods and state are those it was made for;
+//! anything customised, and every failure, is handed back to the Python
+//! methods (`_finish_kernel_page`, `_note_failure`, `notify`).
+
+use pyo3::exceptions::{PyException, PyKeyError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyType};
+use pyo3::{PyTraverseError, PyVisit};
+
+use super::method_guard::{has_instance_attribute, MethodGuard};
+use super::pull_kernel::PullKernel;
+
+/// How the follower notifies once a page is recorded.
+enum Notify {
+    /// Through its own `notify` (customised somewhere in its classes).
+    Method,
+    /// `Application.notify` alone, which does nothing.
+    Nothing,
+    /// `Leader.notify` over `Application.notify`: `prompt_followers`,
+    /// which prompts each of `followers` (the follower's own list) with
+    /// the name of its class. `runner_receive` is the single-threaded
+    /// runner's stock `receive_prompt`, whose effect while the runner is
+    /// prompting is queueing the name once.
+    Prompt {
+        followers: Py<PyList>,
+        runner_receive: Py<PyAny>,
+    },
+}
+
+/// One follower's pull from one leader, all of it in Rust while
+/// `guard` and the kernel's guard hold.
+#[pyclass(frozen, module = "eventsourcing_rs._core")]
+pub struct FollowerPull {
+    follower: Py<PyAny>,
+    kernel: Py<PullKernel>,
+    /// Over the follower (its methods, and the attributes this pull reads
+    /// once: batch size, readers, recorder, event store, tracking book,
+    /// followers) and the batch's pending events.
+    guard: Py<MethodGuard>,
+    /// The follower's readers, whose entry for the leader must stay
+    /// `reader_entry` (the reader and mapper the kernel was made for).
+    readers: Py<PyDict>,
+    reader_entry: Py<PyAny>,
+    /// The event store's `PendingEvents`, if it serves pending events.
+    pending: Option<Py<PyAny>>,
+    batch_size: usize,
+    /// Where `ProcessEvent` is looked up on every page (as the Python code
+    /// reads its module global), and its stock `__init__`.
+    process_events_module: Py<PyAny>,
+    stock_init: Py<PyAny>,
+    notify: Notify,
+}
+
+#[pymethods]
+impl FollowerPull {
+    /// What it holds, shown to the cyclic garbage collector (the follower
+    /// keeps its pulls, and each pull the follower).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.follower)?;
+        visit.call(&self.kernel)?;
+        visit.call(&self.guard)?;
+        visit.call(&self.readers)?;
+        visit.call(&self.reader_entry)?;
+        if let Some(pending) = &self.pending {
+            visit.call(pending)?;
+        }
+        visit.call(&self.process_events_module)?;
+        visit.call(&self.stock_init)?;
+        if let Notify::Prompt {
+            followers,
+            runner_receive,
+        } = &self.notify
+        {
+            visit.call(followers)?;
+            visit.call(runner_receive)?;
+        }
+        Ok(())
+    }
+
+    /// `notify` is "method", "nothing" or "prompt"; `followers` and
+    /// `runner_receive` are needed for "prompt".
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (
+        follower, kernel, guard, readers, reader_entry, pending, batch_size,
+        process_events_module, stock_init, notify, followers=None, runner_receive=None
+    ))]
+    fn new(
+        follower: Py<PyAny>,
+        kernel: Py<PullKernel>,
+        guard: Py<MethodGuard>,
+        readers: Py<PyDict>,
+        reader_entry: Py<PyAny>,
+        pending: Option<Py<PyAny>>,
+        batch_size: usize,
+        process_events_module: Py<PyAny>,
+        stock_init: Py<PyAny>,
+        notify: &str,
+        followers: Option<Py<PyList>>,
+        runner_receive: Option<Py<PyAny>>,
+    ) -> PyResult<Self> {
+        let notify = match (notify, followers, runner_receive) {
+            ("method", _, _) => Notify::Method,
+            ("nothing", _, _) => Notify::Nothing,
+            ("prompt", Some(followers), Some(runner_receive)) => Notify::Prompt {
+                followers,
+                runner_receive,
+            },
+            (other, _, _) => {
+                return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                    "notify must be 'method', 'nothing', or 'prompt' with followers and \
+                     runner_receive; got {other:?}"
+                )))
+            }
+        };
+        Ok(FollowerPull {
+            follower,
+            kernel,
+            guard,
+            readers,
+            reader_entry,
+            pending,
+            batch_size,
+            process_events_module,
+            stock_init,
+            notify,
+        })
+    }
+
+    /// Pulls and processes the leader's notifications as
+    /// `Follower.pull_and_process` does, and returns True; or returns
+    /// False, having done nothing, when something this pull stands for has
+    /// changed since it was made.
+    pub fn run(&self, py: Python<'_>, name: &Bound<'_, PyString>) -> PyResult<bool> {
+        if !self.applies(py, name)? {
+            return Ok(false);
+        }
+        let follower = self.follower.bind(py);
+        let kernel = self.kernel.get();
+        follower.setattr(intern!(py, "processing"), py.None())?;
+        loop {
+            let policy = follower.getattr(intern!(py, "policy"))?;
+            let process_event_class = self
+                .process_events_module
+                .bind(py)
+                .getattr(intern!(py, "ProcessEvent"))?
+                .cast_into::<PyType>()?;
+            let stock = process_event_class
+                .getattr(intern!(py, "__init__"))?
+                .is(self.stock_init.bind(py));
+            let events = match &self.pending {
+                Some(pending) => pending
+                    .bind(py)
+                    .getattr(intern!(py, "events"))?
+                    .cast_into::<PyList>()?,
+                None => PyList::empty(py),
+            };
+            let outcome = match kernel.page(
+                py,
+                name,
+                self.batch_size,
+                &policy,
+                &events,
+                &process_event_class,
+                stock,
+            ) {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    // Reading the position or the page: nothing was processed.
+                    self.clear_pending(py, false)?;
+                    follower.call_method1(
+                        intern!(py, "_note_failure"),
+                        (error.value(py), name, py.None(), py.None()),
+                    )?;
+                    return Err(error);
+                }
+            };
+            // A policy may have replaced a method during the page (notify,
+            // say): then those that follow are called as Python would.
+            let unchanged = self.guard.get().unchanged(py, false)?;
+            self.clear_pending(py, unchanged)?;
+            let page = outcome.page;
+            if outcome.is_done() {
+                if outcome.count > 0 {
+                    self.notify(py, follower, &events, unchanged)?;
+                }
+            } else {
+                let go_on = follower
+                    .call_method1(
+                        intern!(py, "_finish_kernel_page"),
+                        (name, outcome.into_tuple(py), &events),
+                    )?
+                    .is_truthy()?;
+                if !go_on {
+                    return Ok(true);
+                }
+            }
+            if page < self.batch_size {
+                break;
+            }
+            if !self.applies(py, name)? {
+                // Changed during the page (a policy may patch a method):
+                // the rest of the pull goes through the Python methods.
+                follower.call_method1(intern!(py, "_pull_without_step"), (name, false))?;
+                return Ok(true);
+            }
+        }
+        follower.setattr(intern!(py, "processing"), py.None())?;
+        Ok(true)
+    }
+}
+
+impl FollowerPull {
+    fn applies(&self, py: Python<'_>, name: &Bound<'_, PyString>) -> PyResult<bool> {
+        if !self.guard.get().unchanged(py, true)? {
+            return Ok(false);
+        }
+        match self.readers.bind(py).get_item(name)? {
+            Some(entry) if entry.is(self.reader_entry.bind(py)) => {}
+            _ => return Ok(false),
+        }
+        self.kernel.get().guard().unchanged(py, true)
+    }
+
+    /// `PendingEvents.clear()`; with `stock` (the guard holds it to be the
+    /// stock one), without its Python frame when no index was built.
+    fn clear_pending(&self, py: Python<'_>, stock: bool) -> PyResult<()> {
+        let Some(pending) = &self.pending else {
+            return Ok(());
+        };
+        let pending = pending.bind(py);
+        if !stock || pending.getattr(intern!(py, "_indexed"))?.is_truthy()? {
+            pending.call_method0(intern!(py, "clear"))?;
+        } else {
+            pending.setattr(intern!(py, "events"), PyList::empty(py))?;
+        }
+        Ok(())
+    }
+
+    fn notify(
+        &self,
+        py: Python<'_>,
+        follower: &Bound<'_, PyAny>,
+        events: &Bound<'_, PyList>,
+        unchanged: bool,
+    ) -> PyResult<()> {
+        let followers_kept = |followers: &Py<PyList>| -> PyResult<bool> {
+            Ok(follower
+                .getattr(intern!(py, "followers"))?
+                .is(followers.bind(py)))
+        };
+        match &self.notify {
+            Notify::Nothing if unchanged => {}
+            Notify::Prompt {
+                followers,
+                runner_receive,
+            } if unchanged && followers_kept(followers)? => {
+                if events.is_empty() {
+                    return Ok(());
+                }
+                let name = follower.get_type().name()?;
+                for prompted in followers.bind(py).iter() {
+                    prompt(py, &prompted, &name, runner_receive.bind(py))?;
+                }
+            }
+            _ => {
+                follower.call_method1(intern!(py, "notify"), (events,))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `prompted.receive_prompt(name)`; queued directly when that is the
+/// single-threaded runner's stock method and the runner is prompting
+/// (then all it does is queue the name, once).
+fn prompt(
+    py: Python<'_>,
+    prompted: &Bound<'_, PyAny>,
+    name: &Bound<'_, PyString>,
+    runner_receive: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let receive = intern!(py, "receive_prompt");
+    if prompted.get_type().getattr(receive)?.is(runner_receive)
+        && !has_instance_attribute(prompted, receive)?
+        && prompted.getattr(intern!(py, "is_prompting"))?.is_truthy()?
+    {
+        if let Ok(queue) = prompted
+            .getattr(intern!(py, "prompts_received"))?
+            .cast_into::<PyList>()
+        {
+            if !queue.contains(name)? {
+                queue.append(name)?;
+            }
+            return Ok(());
+        }
+    }
+    prompted.call_method1(receive, (name,))?;
+    Ok(())
+}
+
+/// The single-threaded runner's prompt loop: takes each queued leader
+/// name from the front of `prompts` (to which pulls add more) and has each
+/// of its followers in `followers_of` pull it, until none is left. A
+/// follower's error (an Exception) is turned by `processing_error(follower,
+/// name, error)` into what is appended to `errors`, and the loop goes on;
+/// anything else (KeyboardInterrupt, say) is raised.
+///
+/// A follower whose `pull_and_process` is `stock_pull` is pulled through
+/// its `FollowerPull` for that leader, if it has one that still applies.
+#[pyfunction]
+pub fn drain_prompts(
+    py: Python<'_>,
+    prompts: &Bound<'_, PyList>,
+    followers_of: &Bound<'_, PyDict>,
+    errors: &Bound<'_, PyList>,
+    processing_error: &Bound<'_, PyAny>,
+    stock_pull: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    while !prompts.is_empty() {
+        let prompt = prompts.get_item(0)?;
+        prompts.del_item(0)?;
+        let Some(followers) = followers_of.get_item(&prompt)? else {
+            return Err(PyKeyError::new_err(prompt.unbind()));
+        };
+        for follower in followers.try_iter()? {
+            let follower = follower?;
+            if let Err(error) = pull(py, &follower, &prompt, stock_pull) {
+                if !error.is_instance_of::<PyException>(py) {
+                    return Err(error);
+                }
+                errors.append(processing_error.call1((&follower, &prompt, error.value(py)))?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn pull(
+    py: Python<'_>,
+    follower: &Bound<'_, PyAny>,
+    prompt: &Bound<'_, PyAny>,
+    stock_pull: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let pull_and_process = intern!(py, "pull_and_process");
+    if let Ok(name) = prompt.cast::<PyString>() {
+        if follower
+            .get_type()
+            .getattr(pull_and_process)?
+            .is(stock_pull)
+            && !has_instance_attribute(follower, pull_and_process)?
+        {
+            if let Ok(steps) = follower
+                .getattr(intern!(py, "_pull_steps"))?
+                .cast_into::<PyDict>()
+            {
+                if let Some(step) = steps.get_item(name)? {
+                    if let Ok(step) = step.cast::<FollowerPull>() {
+                        if step.get().run(py, name)? {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    follower.call_method1(pull_and_process, (prompt,))?;
+    Ok(())
+}
