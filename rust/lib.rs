@@ -24,6 +24,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<method_guard::MethodGuard>()?;
     m.add_class::<pull_kernel::PullKernel>()?;
     m.add_class::<follower_pull::FollowerPull>()?;
+    m.add_class::<application_save::ApplicationSave>()?;
     m.add_function(wrap_pyfunction!(reader::parse_section_id, m)?)?;
     m.add_function(wrap_pyfunction!(reader::section_start_and_limit, m)?)?;
     m.add_function(wrap_pyfunction!(reader::format_section_id, m)?)?;

@@ -17,7 +17,6 @@ from eventsourcing_rs.system import (
     ProcessingError,
     SingleThreadedRunner,
     System,
-    _notify_mode,
 )
 
 from tests.system_fixtures import PIPES, Orders, Payments, Reservations, numbers
@@ -75,7 +74,7 @@ class AnnouncingReservations(Reservations, Announcing):
 
 def test_a_notify_later_in_the_method_order_is_called() -> None:
     Announcing.announced = []
-    assert _notify_mode(AnnouncingReservations()) == "method"
+    assert AnnouncingReservations()._notify_mode()[0] == "method"
     runner = start([[Orders, AnnouncingReservations, Payments]])
     runner.get(Orders).place(0)
     runner.get(Orders).place(1)
@@ -84,10 +83,10 @@ def test_a_notify_later_in_the_method_order_is_called() -> None:
 
 
 def test_notify_modes_of_stock_classes() -> None:
-    assert _notify_mode(Reservations()) == "prompt"
-    assert _notify_mode(Leader()) == "prompt"
-    assert _notify_mode(Orders()) == "nothing"
-    assert _notify_mode(CountingReservations()) == "method"
+    assert Reservations()._notify_mode()[0] == "prompt"
+    assert Leader()._notify_mode()[0] == "prompt"
+    assert Orders()._notify_mode()[0] == "nothing"
+    assert CountingReservations()._notify_mode()[0] == "method"
 
 
 def test_a_notify_set_on_an_instance_during_a_run_is_called() -> None:

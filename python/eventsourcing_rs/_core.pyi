@@ -7,6 +7,7 @@ from uuid import UUID
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "ApplicationSave",
     "EventMapper",
     "FollowerPull",
     "JsonCodec",
@@ -304,6 +305,25 @@ class FollowerPull:
         runner_receive: Callable[..., Any] | None = None,
     ) -> FollowerPull: ...
     def run(self, name: str) -> bool: ...
+
+@final
+class ApplicationSave:
+    """An application's save in Rust (collecting the aggregates' events,
+    encoding, one insert, notifying) while a guard says the methods on that
+    path are those it was made for."""
+
+    def __new__(
+        cls,
+        app: Any,
+        guard: MethodGuard,
+        encoder: EventMapper,
+        recorder: MemoryRecorder | SQLiteRecorder,
+        stock_collect: Callable[..., Any],
+        notify: str,
+        followers: list[Any] | None = None,
+        runner_receive: Callable[..., Any] | None = None,
+    ) -> ApplicationSave: ...
+    def run(self, aggregates: tuple[Any, ...]) -> bool: ...
 
 def drain_prompts(
     prompts: list[str],

@@ -14,12 +14,13 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Tuple,
     Type,
     TypeVar,
 )
 from uuid import UUID
 
-from eventsourcing_rs import _core
+from eventsourcing_rs import _core, shortcuts
 from eventsourcing_rs.domain import (
     Aggregate,
     AggregateEvent,
@@ -147,6 +148,10 @@ class LocalNotificationLog(NotificationLog):
         return _core.format_section_id(first_id, last_id)
 
 
+# Marks an application whose save in Rust is yet to be made.
+_UNMADE = object()
+
+
 class Application(ABC, Generic[TAggregate]):
     """Base class for event-sourced applications.
 
@@ -156,6 +161,8 @@ class Application(ABC, Generic[TAggregate]):
 
     env: Mapping[str, str] = {}
     is_snapshotting_enabled: bool = False
+    # The save in Rust (see save()); _UNMADE until the first save.
+    _saving: Any = _UNMADE
     snapshotting_intervals: Optional[Dict[Type[Aggregate], int]] = None
 
     def __init__(self, env: Optional[Mapping[str, str]] = None) -> None:
@@ -220,6 +227,19 @@ class Application(ABC, Generic[TAggregate]):
     def save(self, *aggregates: Aggregate, **kwargs: Any) -> None:
         """Records the pending events of ``aggregates`` in one insert, takes
         any snapshots the intervals call for, then calls :func:`notify`."""
+        if not kwargs:
+            # All of it in Rust while the methods on its path are the stock
+            # ones (see shortcuts.application_save): made on the first save,
+            # made again if it no longer applies, None if it cannot.
+            saving = self._saving
+            if saving is not None:
+                if saving is not _UNMADE and saving.run(aggregates):
+                    return
+                self._saving = saving = shortcuts.application_save(self)
+                if saving is not None:
+                    if saving.run(aggregates):
+                        return
+                    self._saving = None
         events: List[AggregateEvent] = []
         for aggregate in aggregates:
             events += aggregate.collect_events()
@@ -242,6 +262,16 @@ class Application(ABC, Generic[TAggregate]):
         """Called after new events are recorded; does nothing here, and
         is extended by leaders to prompt their followers."""
 
+    def _notify_mode(self) -> Tuple[str, Optional[List[Any]], Any]:
+        """How a save or pull run in Rust notifies for this application:
+        ("nothing", None, None) while this class's notify is Application's
+        alone, else ("method", None, None), calling it. Leaders extend it.
+        """
+        mro = type(self).__mro__
+        if [c.__dict__["notify"] for c in mro if "notify" in c.__dict__] == [_APPLICATION_NOTIFY]:
+            return ("nothing", None, None)
+        return ("method", None, None)
+
     def take_snapshot(self, aggregate_id: UUID, version: Optional[int] = None) -> None:
         """Records a snapshot of the aggregate (at ``version`` if given)."""
         if self.snapshots is None:
@@ -254,6 +284,9 @@ class Application(ABC, Generic[TAggregate]):
             )
         aggregate: Aggregate = self.repository.get(aggregate_id, version)
         self.snapshots.put([Snapshot.take(aggregate)])
+
+
+_APPLICATION_NOTIFY = Application.notify
 
 
 TApplication = TypeVar("TApplication", bound=Application)

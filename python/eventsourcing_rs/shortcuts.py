@@ -16,15 +16,19 @@ a PullKernel runs each page of the pull in Rust. A follower keeps what it
 found per leader (FollowerCalls) and asks its MethodGuard, for every page,
 whether it still applies, so that a method replaced on an instance or
 patched on a class since, as tests injecting failures do, is honoured.
-Saving and reading aggregates take no shortcut: there, checking on each
-call that one still applies costs as much as the layers it would skip.
+An application's save runs in Rust likewise (ApplicationSave): collecting
+the aggregates' events, encoding, the insert and notifying, under a guard
+over the methods those stand for. Reading aggregates takes no shortcut:
+there, checking on each call that one still applies costs as much as the
+layers it would skip.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple, cast
 
 from eventsourcing_rs import _core
+from eventsourcing_rs.domain import Aggregate
 from eventsourcing_rs.native_recorder import (
     NativeAggregateRecorder,
     NativeApplicationRecorder,
@@ -36,6 +40,7 @@ _STOCK_PUT = EventStore.put
 _STOCK_TRACKING = NativeProcessRecorder.max_tracking_id
 _STOCK_SELECT = NativeApplicationRecorder.select_notifications
 _STOCK_INSERT = NativeAggregateRecorder.insert_events
+_STOCK_COLLECT = Aggregate.collect_events
 
 
 def follower_calls(
@@ -64,13 +69,11 @@ def follower_calls(
     the Python paths (a customised follower, its inserts) make them for
     every batch, and each level of Python call costs about as much as one.
     """
-    recorder_type = type(recorder)
-    recorder_dict = getattr(recorder, "__dict__", ())
     rust = getattr(recorder, "_recorder", None)
     if (
         rust is not None
-        and getattr(recorder_type, "max_tracking_id", None) is _STOCK_TRACKING
-        and "max_tracking_id" not in recorder_dict
+        and getattr(type(recorder), "max_tracking_id", None) is _STOCK_TRACKING
+        and "max_tracking_id" not in getattr(recorder, "__dict__", ())
     ):
         position: Callable[[str], int] = rust.max_tracking_id
     else:
@@ -89,17 +92,23 @@ def follower_calls(
         else:
             select = leader.select_notifications
 
-    insert: Optional[Callable[[List[Any], Any], Any]] = None
+    return position, select, _rust_insert(recorder, event_store)
+
+
+def _rust_insert(recorder: Any, event_store: Any) -> Optional[Callable[[List[Any], Any], Any]]:
+    """The Rust ``insert_events(stored_events, tracking)`` that a stock
+    ``event_store.put`` into ``recorder`` ends in; None if customised."""
+    rust = getattr(recorder, "_recorder", None)
     if (
         getattr(type(event_store), "put", None) is _STOCK_PUT
         and "put" not in getattr(event_store, "__dict__", ())
         and event_store.recorder is recorder
         and rust is not None
-        and getattr(recorder_type, "insert_events", None) is _STOCK_INSERT
-        and "insert_events" not in recorder_dict
+        and getattr(type(recorder), "insert_events", None) is _STOCK_INSERT
+        and "insert_events" not in getattr(recorder, "__dict__", ())
     ):
-        insert = rust.insert_events
-    return position, select, insert
+        return cast(Callable[[List[Any], Any], Any], rust.insert_events)
+    return None
 
 
 class FollowerCalls:
@@ -190,3 +199,47 @@ def _kernel_parts(
     if decoder is None or encoder is None or type(tracking_book) is not _core.TrackingBook:
         return None
     return (follower, leader, decoder, encoder, tracking_book)
+
+
+def application_save(app: Any) -> Optional[_core.ApplicationSave]:
+    """An ApplicationSave for ``app``: when its event store's ``put`` ends
+    in a Rust recorder's insert through the stock methods, its mapper is a
+    Rust one and it takes no snapshots on save; else None."""
+    if app.snapshots is not None and app.snapshotting_intervals:
+        return None
+    store = app.events
+    recorder = store.recorder
+    rust: Any = getattr(_rust_insert(recorder, store), "__self__", None)
+    if type(rust) not in (_core.MemoryRecorder, _core.SQLiteRecorder):
+        return None
+    mapper = store.mapper
+    encoder = _rust_method_owner(getattr(mapper, "from_domain_event", None), _core.EventMapper)
+    if encoder is None:
+        return None
+    notify, followers, runner_receive = app._notify_mode()
+    watched: List[Tuple[Any, List[str]]] = [
+        (app, ["notify", "prompt_followers"]),
+        (store, ["put"]),
+        (recorder, ["insert_events"]),
+    ]
+    pinned: List[Tuple[Any, str]] = [
+        (app, "events"),
+        (app, "snapshots"),
+        (app, "snapshotting_intervals"),
+        (store, "mapper"),
+        (store, "recorder"),
+        (recorder, "_recorder"),
+        (mapper, "from_domain_event"),
+    ]
+    if followers is not None:
+        pinned.append((app, "followers"))
+    return _core.ApplicationSave(
+        app,
+        _core.MethodGuard(watched, pinned),
+        encoder,
+        rust,
+        _STOCK_COLLECT,
+        notify,
+        followers,
+        runner_receive,
+    )

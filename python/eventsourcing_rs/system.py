@@ -28,7 +28,12 @@ from typing import (
 )
 
 from eventsourcing_rs import _core, shortcuts
-from eventsourcing_rs.application import Application, LocalNotificationLog, NotificationLog
+from eventsourcing_rs.application import (
+    _APPLICATION_NOTIFY,
+    Application,
+    LocalNotificationLog,
+    NotificationLog,
+)
 from eventsourcing_rs.domain import Aggregate, AggregateEvent
 from eventsourcing_rs.group_commit import PendingAwareEventStore, PendingEvents
 from eventsourcing_rs.persistence import (
@@ -199,8 +204,7 @@ class Follower(Application):
         if pending is not None:
             watched.append((pending, ["clear"]))
             pinned.append((store, "pending"))
-        notify = _notify_mode(self)
-        followers = getattr(self, "followers", None) if notify == "prompt" else None
+        notify, followers, runner_receive = self._notify_mode()
         if followers is not None:
             pinned.append((self, "followers"))
         return _core.FollowerPull(
@@ -215,7 +219,7 @@ class Follower(Application):
             _PROCESS_EVENT_INIT,
             notify,
             followers,
-            _RUNNER_RECEIVE_PROMPT,
+            runner_receive,
         )
 
     def _finish_kernel_page(
@@ -478,34 +482,30 @@ class Leader(Application):
         for follower in self.followers:
             follower.receive_prompt(name)
 
+    def _notify_mode(self) -> Tuple[str, Optional[List[Any]], Any]:
+        """("prompt", followers, the runner's receive_prompt) while this
+        class's notify is Leader's over Application's and its
+        prompt_followers is Leader's: a save or pull in Rust prompts the
+        followers itself."""
+        mro = type(self).__mro__
+        notifies = [c.__dict__["notify"] for c in mro if "notify" in c.__dict__]
+        prompts = [c.__dict__["prompt_followers"] for c in mro if "prompt_followers" in c.__dict__]
+        if (
+            notifies == [_LEADER_NOTIFY, _APPLICATION_NOTIFY]
+            and prompts == [_PROMPT_FOLLOWERS]
+            and type(self.followers) is list
+        ):
+            return ("prompt", self.followers, _RUNNER_RECEIVE_PROMPT)
+        return super()._notify_mode()
+
 
 class ProcessApplication(Leader, Follower, ABC):
     """An application that both follows and leads."""
 
 
-_APPLICATION_NOTIFY = Application.notify
 _LEADER_NOTIFY = Leader.notify
 _PROMPT_FOLLOWERS = Leader.prompt_followers
 _PULL_AND_PROCESS = Follower.pull_and_process
-
-
-def _notify_mode(app: Application) -> str:
-    """How a FollowerPull notifies for ``app`` (see its ``notify``):
-    "nothing" when its only ``notify`` is Application's, "prompt" when it
-    is Leader's over Application's with Leader's ``prompt_followers``, and
-    "method" (call it) for anything else in the classes' order."""
-    mro = type(app).__mro__
-    notifies = [c.__dict__["notify"] for c in mro if "notify" in c.__dict__]
-    prompts = [c.__dict__["prompt_followers"] for c in mro if "prompt_followers" in c.__dict__]
-    if notifies == [_APPLICATION_NOTIFY] and not prompts:
-        return "nothing"
-    if (
-        notifies == [_LEADER_NOTIFY, _APPLICATION_NOTIFY]
-        and prompts == [_PROMPT_FOLLOWERS]
-        and type(getattr(app, "followers", None)) is list
-    ):
-        return "prompt"
-    return "method"
 
 
 class System:

@@ -18,24 +18,8 @@ use pyo3::types::{PyDict, PyList, PyString, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::method_guard::{has_instance_attribute, MethodGuard};
+use super::notify::Notify;
 use super::pull_kernel::PullKernel;
-
-/// How the follower notifies once a page is recorded.
-enum Notify {
-    /// Through its own `notify` (customised somewhere in its classes).
-    Method,
-    /// `Application.notify` alone, which does nothing.
-    Nothing,
-    /// `Leader.notify` over `Application.notify`: `prompt_followers`,
-    /// which prompts each of `followers` (the follower's own list) with
-    /// the name of its class. `runner_receive` is the single-threaded
-    /// runner's stock `receive_prompt`, whose effect while the runner is
-    /// prompting is queueing the name once.
-    Prompt {
-        followers: Py<PyList>,
-        runner_receive: Py<PyAny>,
-    },
-}
 
 /// One follower's pull from one leader, all of it in Rust while
 /// `guard` and the kernel's guard hold.
@@ -76,15 +60,7 @@ impl FollowerPull {
         }
         visit.call(&self.process_events_module)?;
         visit.call(&self.stock_init)?;
-        if let Notify::Prompt {
-            followers,
-            runner_receive,
-        } = &self.notify
-        {
-            visit.call(followers)?;
-            visit.call(runner_receive)?;
-        }
-        Ok(())
+        self.notify.traverse(&visit)
     }
 
     /// `notify` is "method", "nothing" or "prompt"; `followers` and
@@ -109,20 +85,7 @@ impl FollowerPull {
         followers: Option<Py<PyList>>,
         runner_receive: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
-        let notify = match (notify, followers, runner_receive) {
-            ("method", _, _) => Notify::Method,
-            ("nothing", _, _) => Notify::Nothing,
-            ("prompt", Some(followers), Some(runner_receive)) => Notify::Prompt {
-                followers,
-                runner_receive,
-            },
-            (other, _, _) => {
-                return Err(pyo3::exceptions::PyValueError::new_err(format!(
-                    "notify must be 'method', 'nothing', or 'prompt' with followers and \
-                     runner_receive; got {other:?}"
-                )))
-            }
-        };
+        let notify = Notify::new(notify, followers, runner_receive)?;
         Ok(FollowerPull {
             follower,
             kernel,
@@ -192,7 +155,7 @@ impl FollowerPull {
             let page = outcome.page;
             if outcome.is_done() {
                 if outcome.count > 0 {
-                    self.notify(py, follower, &events, unchanged)?;
+                    self.notify.notify(py, follower, &events, unchanged)?;
                 }
             } else {
                 let go_on = follower
@@ -246,67 +209,6 @@ impl FollowerPull {
         }
         Ok(())
     }
-
-    fn notify(
-        &self,
-        py: Python<'_>,
-        follower: &Bound<'_, PyAny>,
-        events: &Bound<'_, PyList>,
-        unchanged: bool,
-    ) -> PyResult<()> {
-        let followers_kept = |followers: &Py<PyList>| -> PyResult<bool> {
-            Ok(follower
-                .getattr(intern!(py, "followers"))?
-                .is(followers.bind(py)))
-        };
-        match &self.notify {
-            Notify::Nothing if unchanged => {}
-            Notify::Prompt {
-                followers,
-                runner_receive,
-            } if unchanged && followers_kept(followers)? => {
-                if events.is_empty() {
-                    return Ok(());
-                }
-                let name = follower.get_type().name()?;
-                for prompted in followers.bind(py).iter() {
-                    prompt(py, &prompted, &name, runner_receive.bind(py))?;
-                }
-            }
-            _ => {
-                follower.call_method1(intern!(py, "notify"), (events,))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `prompted.receive_prompt(name)`; queued directly when that is the
-/// single-threaded runner's stock method and the runner is prompting
-/// (then all it does is queue the name, once).
-fn prompt(
-    py: Python<'_>,
-    prompted: &Bound<'_, PyAny>,
-    name: &Bound<'_, PyString>,
-    runner_receive: &Bound<'_, PyAny>,
-) -> PyResult<()> {
-    let receive = intern!(py, "receive_prompt");
-    if prompted.get_type().getattr(receive)?.is(runner_receive)
-        && !has_instance_attribute(prompted, receive)?
-        && prompted.getattr(intern!(py, "is_prompting"))?.is_truthy()?
-    {
-        if let Ok(queue) = prompted
-            .getattr(intern!(py, "prompts_received"))?
-            .cast_into::<PyList>()
-        {
-            if !queue.contains(name)? {
-                queue.append(name)?;
-            }
-            return Ok(());
-        }
-    }
-    prompted.call_method1(receive, (name,))?;
-    Ok(())
 }
 
 /// The single-threaded runner's prompt loop: takes each queued leader

@@ -20,13 +20,13 @@ use super::tracking::TrackingBook;
 use super::values::{StoredEvent, Tracking};
 
 /// A Rust process or application recorder.
-enum Recorder {
+pub enum Recorder {
     Memory(Py<MemoryRecorder>),
     Sqlite(Py<SqliteRecorder>),
 }
 
 impl Recorder {
-    fn new(obj: &Bound<'_, PyAny>, role: &str) -> PyResult<Self> {
+    pub fn new(obj: &Bound<'_, PyAny>, role: &str) -> PyResult<Self> {
         if let Ok(r) = obj.cast::<MemoryRecorder>() {
             return Ok(Recorder::Memory(r.clone().unbind()));
         }
@@ -39,7 +39,7 @@ impl Recorder {
         )))
     }
 
-    fn object(&self) -> &Py<PyAny> {
+    pub fn object(&self) -> &Py<PyAny> {
         match self {
             Recorder::Memory(r) => r.as_any(),
             Recorder::Sqlite(r) => r.as_any(),
@@ -66,15 +66,15 @@ impl Recorder {
         }
     }
 
-    fn insert_events(
+    pub fn insert_events(
         &self,
         py: Python<'_>,
         stored: &Bound<'_, PyAny>,
-        tracking: PyRef<'_, Tracking>,
+        tracking: Option<PyRef<'_, Tracking>>,
     ) -> PyResult<Vec<i64>> {
         match self {
-            Recorder::Memory(r) => r.get().insert_events(py, stored, Some(tracking)),
-            Recorder::Sqlite(r) => r.get().insert_events(py, stored, Some(tracking)),
+            Recorder::Memory(r) => r.get().insert_events(py, stored, tracking),
+            Recorder::Sqlite(r) => r.get().insert_events(py, stored, tracking),
         }
     }
 }
@@ -329,7 +329,7 @@ impl PullKernel {
                 stored.append(encoder.stored_event_for(py, &event)?)?;
             }
             self.follower
-                .insert_events(py, stored.as_any(), tracking.borrow())?;
+                .insert_events(py, stored.as_any(), Some(tracking.borrow()))?;
             Ok(())
         })();
         if let Err(error) = recorded {
