@@ -45,7 +45,7 @@ pub struct MemoryStore<T> {
     /// and quicker than a tree. Keys are UUIDs, hashed with foldhash
     /// (seeded per store) rather than SipHash.
     index: HashMap<u128, Vec<(i64, usize)>, RandomState>,
-    tracking: HashMap<String, i64>,
+    tracking: HashMap<String, i64, RandomState>,
 }
 
 impl<T> Default for MemoryStore<T> {
@@ -53,7 +53,7 @@ impl<T> Default for MemoryStore<T> {
         MemoryStore {
             records: Vec::new(),
             index: HashMap::default(),
-            tracking: HashMap::new(),
+            tracking: HashMap::default(),
         }
     }
 }

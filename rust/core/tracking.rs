@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotAhead {
     pub leader: String,
@@ -27,7 +29,9 @@ impl std::fmt::Display for NotAhead {
 /// insert; after a failed insert it is forgotten and read again.
 #[derive(Debug, Default)]
 pub struct TrackingBook {
-    positions: HashMap<String, i64>,
+    // A few leaders, looked up on every pull: a fast hash, and the name
+    // allocated only when a leader is first seen.
+    positions: HashMap<String, i64, RandomState>,
 }
 
 impl TrackingBook {
@@ -41,7 +45,16 @@ impl TrackingBook {
 
     /// Records a position read from the recorder.
     pub fn learn(&mut self, leader: &str, position: i64) {
-        self.positions.insert(leader.to_string(), position);
+        self.set(leader, position);
+    }
+
+    fn set(&mut self, leader: &str, position: i64) {
+        match self.positions.get_mut(leader) {
+            Some(known) => *known = position,
+            None => {
+                self.positions.insert(leader.to_string(), position);
+            }
+        }
     }
 
     /// Refuses a tracking id at or below the known position.
@@ -59,7 +72,7 @@ impl TrackingBook {
     /// Moves the position on after a successful insert.
     pub fn advance(&mut self, leader: &str, notification_id: i64) -> Result<(), NotAhead> {
         self.check(leader, notification_id)?;
-        self.positions.insert(leader.to_string(), notification_id);
+        self.set(leader, notification_id);
         Ok(())
     }
 
