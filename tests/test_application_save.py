@@ -12,9 +12,11 @@ import pytest
 from eventsourcing_rs import _core
 from eventsourcing_rs.application import Application
 from eventsourcing_rs.domain import Aggregate, AggregateEvent, event
-from eventsourcing_rs.persistence import EventStore
+from eventsourcing_rs.persistence import EventStore, Tracking
+from eventsourcing_rs.system import ProcessApplication, ProcessEvent
 
 from tests.test_application import Account, Bank, clean_environ, open_account
+from tests.test_follower_pull import python_calls_during
 
 __all__ = ["clean_environ"]
 
@@ -148,20 +150,74 @@ def test_snapshots_on_save_take_the_python_path() -> None:
 
 
 def test_keyword_arguments_go_to_the_event_store() -> None:
-    seen: List[Any] = []
+    class Tracked(ProcessApplication):
+        def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
+            pass
 
-    class Recording(Application):
-        def construct_event_store(self) -> EventStore[AggregateEvent]:
-            store = super().construct_event_store()
-            original = store.put
+    app = Tracked()
+    open_account(app)
+    app.save(Account(owner="Ed"), tracking=Tracking("Elsewhere", 4))
+    assert app.recorder.max_tracking_id("Elsewhere") == 4
+    assert app.recorder.max_notification_id() == 2
 
-            def put(events: Any, **kwargs: Any) -> Any:
-                seen.append(kwargs)
-                return original(events)
 
-            store.put = put  # type: ignore[method-assign]
-            return store
+def test_a_stock_save_calls_no_python_of_the_store_or_recorder() -> None:
+    app = Bank()
+    open_account(app)
+    called = python_calls_during(lambda: open_account(app, credits=1))
+    assert "open_account" in called
+    for name in ("EventStore.put", "NativeAggregateRecorder.insert_events", "Application.notify"):
+        assert name not in called
+    assert app.recorder.max_notification_id() == 3
 
-    app = Recording()
-    app.save(Account(owner="Ed"), marker=1)
-    assert seen == [{"marker": 1}]
+
+def test_an_aggregate_with_collect_events_on_the_instance_is_collected_through_it() -> None:
+    app = Bank()
+    account = Account(owner="Fay")
+    other = Account(owner="Gus")
+    taken = other.collect_events()
+    other.collect_events = lambda: taken  # type: ignore[method-assign]
+    app.save(account, other)
+    assert versions(app) == [1, 1]
+    assert app.repository.get(other.id).owner == "Gus"
+
+
+class StoreWithoutRecorder:
+    """An event store of the application's own, not built on EventStore."""
+
+    def __init__(self, inner: EventStore[AggregateEvent]):
+        self.inner = inner
+        self.put_calls = 0
+
+    def put(self, events: Any, **kwargs: Any) -> Any:
+        self.put_calls += 1
+        return self.inner.put(events, **kwargs)
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.get(*args, **kwargs)
+
+
+def test_an_event_store_without_a_recorder_attribute_saves_through_its_put() -> None:
+    class OwnStore(Application):
+        def construct_event_store(self) -> Any:
+            return StoreWithoutRecorder(super().construct_event_store())
+
+    app = OwnStore()
+    open_account(app)
+    open_account(app)
+    assert app.events.put_calls == 2
+    assert app.recorder.max_notification_id() == 2
+
+
+def test_intervals_changed_in_place_are_honoured() -> None:
+    class Snapshotting(Application):
+        is_snapshotting_enabled = True
+
+    app = Snapshotting()
+    app.snapshotting_intervals = {}
+    account = open_account(app)
+    app.snapshotting_intervals[Account] = 1
+    account.credit(Decimal("1"))
+    app.save(account)
+    assert app.snapshots is not None
+    assert [s.originator_version for s in app.snapshots.get(account.id)] == [2]

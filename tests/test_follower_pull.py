@@ -4,6 +4,8 @@ left for whatever a user customises, before or during a run."""
 
 from __future__ import annotations
 
+import sys
+from types import SimpleNamespace
 from typing import Any, List
 
 import pytest
@@ -19,7 +21,7 @@ from eventsourcing_rs.system import (
     System,
 )
 
-from tests.system_fixtures import PIPES, Orders, Payments, Reservations, numbers
+from tests.system_fixtures import PIPES, Order, Orders, Payments, Reservations, numbers
 
 
 def start(pipes: Any = PIPES, runner_cls: Any = SingleThreadedRunner) -> Any:
@@ -231,3 +233,110 @@ def test_a_notify_a_policy_replaces_is_called_for_that_page_and_after() -> None:
     # and every page after it.
     assert SwitchingReservations.notified == [2, 2, 1]
     assert numbers(follower) == list(range(7))
+
+
+def python_calls_during(action: Any) -> List[str]:
+    """The qualified names of the Python functions ``action`` calls."""
+    called: List[str] = []
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            called.append(frame.f_code.co_qualname)
+
+    sys.setprofile(profile)
+    try:
+        action()
+    finally:
+        sys.setprofile(None)
+    return called
+
+
+def test_a_stock_pipeline_calls_no_python_of_the_runner_or_the_pull() -> None:
+    runner = start()
+    orders = runner.get(Orders)
+    orders.place(0)  # the pulls and saves in Rust are made on first use
+    called = python_calls_during(lambda: orders.place(1))
+    # The example's own code, the aggregates', and the runner's entry.
+    assert "Orders.place" in called and "Reservations.policy" in called
+    assert "SingleThreadedRunner.receive_prompt" in called
+    for name in (
+        "Follower.pull_and_process",
+        "Follower._pull_without_step",
+        "Follower._pull_in_python",
+        "Leader.notify",
+        "Leader.prompt_followers",
+        "EventStore.put",
+        "NativeAggregateRecorder.insert_events",
+        "PendingEvents.clear",
+    ):
+        assert name not in called
+    assert numbers(runner.get(Payments)) == [0, 1]
+
+
+def test_a_leader_prompts_a_follower_that_is_no_runner_nor_promptable_class() -> None:
+    prompted: List[str] = []
+    leader = Leader()
+    leader.lead(SimpleNamespace(receive_prompt=prompted.append))  # type: ignore[arg-type]
+    leader.save(Order(number=1))
+    orders = Orders()
+    orders.place(0)
+    follower = Reservations()
+    follower.follow("Orders", orders.log)
+    follower.lead(SimpleNamespace(receive_prompt=prompted.append))  # type: ignore[arg-type]
+    follower.pull_and_process("Orders")
+    assert prompted == ["Leader", "Reservations"]
+    assert follower.recorder.max_tracking_id("Orders") == 1
+
+
+class Switching(Reservations):
+    """Replaces its policy on the instance during a pull."""
+
+    seen: List[str] = []
+
+    def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
+        self.seen.append("class")
+        super().policy(domain_event, process_event)
+        if domain_event.number == 1:
+
+            def other(domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
+                self.seen.append("instance")
+                Reservations.policy(self, domain_event, process_event)
+
+            self.policy = other  # type: ignore[method-assign]
+
+
+def test_a_pull_keeps_the_policy_it_began_with() -> None:
+    Switching.seen = []
+    orders = Orders()
+    for i in range(6):
+        orders.place(i)
+    follower = Switching()
+    follower.pull_batch_size = 2
+    follower.follow("Orders", orders.log)
+    follower.pull_and_process("Orders")
+    assert Switching.seen == ["class"] * 6
+    orders.place(6)
+    follower.pull_and_process("Orders")
+    assert Switching.seen[-1] == "instance"
+    assert numbers(follower) == list(range(7))
+
+
+def test_a_follower_with_its_own_notify_on_the_instance_keeps_its_pull() -> None:
+    orders = Orders()
+    follower = Reservations()
+    follower.follow("Orders", orders.log)
+    made: List[str] = []
+    make = follower._make_pull_step
+
+    def counting(*args: Any) -> Any:
+        made.append("made")
+        return make(*args)
+
+    follower._make_pull_step = counting  # type: ignore[method-assign]
+    notified: List[int] = []
+    follower.notify = lambda new_events: notified.append(len(new_events))  # type: ignore[method-assign]
+    for i in range(5):
+        orders.place(i)
+        follower.pull_and_process("Orders")
+    assert notified == [1] * 5
+    assert made == ["made"]

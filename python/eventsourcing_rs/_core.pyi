@@ -326,8 +326,7 @@ class ApplicationSave:
     def run(self, aggregates: tuple[Any, ...]) -> bool: ...
 
 def drain_prompts(
-    prompts: list[str],
-    followers_of: dict[str, list[Any]],
+    runner: Any,
     errors: list[Any],
     processing_error: Callable[[Any, str, Exception], Any],
     stock_pull: Callable[..., Any],

@@ -264,11 +264,12 @@ class Application(ABC, Generic[TAggregate]):
 
     def _notify_mode(self) -> Tuple[str, Optional[List[Any]], Any]:
         """How a save or pull run in Rust notifies for this application:
-        ("nothing", None, None) while this class's notify is Application's
-        alone, else ("method", None, None), calling it. Leaders extend it.
-        """
+        ("nothing", None, None) while its notify is Application's alone
+        (none on the instance either), else ("method", None, None), calling
+        it. Leaders extend it."""
         mro = type(self).__mro__
-        if [c.__dict__["notify"] for c in mro if "notify" in c.__dict__] == [_APPLICATION_NOTIFY]:
+        notifies = [c.__dict__["notify"] for c in mro if "notify" in c.__dict__]
+        if notifies == [_APPLICATION_NOTIFY] and "notify" not in vars(self):
             return ("nothing", None, None)
         return ("method", None, None)
 

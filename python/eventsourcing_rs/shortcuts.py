@@ -12,9 +12,10 @@ directly; whatever a user has customised keeps its Python path.
 
 A follower's insert (events with a tracking record) goes straight to the
 Rust recorder as well, and when every call on a pull's path is a Rust one,
-a PullKernel runs each page of the pull in Rust. A follower keeps what it
-found per leader (FollowerCalls) and asks its MethodGuard, for every page,
-whether it still applies, so that a method replaced on an instance or
+a PullKernel runs each page of the pull in Rust, and a FollowerPull (made
+by the follower) the whole pull around it. A follower keeps what it found
+per leader (FollowerCalls), and its guards are asked, for every page,
+whether they still apply, so that a method replaced on an instance or
 patched on a class since, as tests injecting failures do, is honoured.
 An application's save runs in Rust likewise (ApplicationSave): collecting
 the aggregates' events, encoding, the insert and notifying, under a guard
@@ -202,30 +203,31 @@ def _kernel_parts(
 
 
 def application_save(app: Any) -> Optional[_core.ApplicationSave]:
-    """An ApplicationSave for ``app``: when its event store's ``put`` ends
-    in a Rust recorder's insert through the stock methods, its mapper is a
-    Rust one and it takes no snapshots on save; else None."""
-    if app.snapshots is not None and app.snapshotting_intervals:
+    """An ApplicationSave for ``app``: when it takes no snapshots, its event
+    store's ``put`` ends in a Rust recorder's insert through the stock
+    methods and its mapper is a Rust one; else None."""
+    if getattr(app, "snapshots", None) is not None:
         return None
-    store = app.events
-    recorder = store.recorder
+    store = getattr(app, "events", None)
+    recorder = getattr(store, "recorder", None)
     rust: Any = getattr(_rust_insert(recorder, store), "__self__", None)
     if type(rust) not in (_core.MemoryRecorder, _core.SQLiteRecorder):
         return None
-    mapper = store.mapper
+    mapper = getattr(store, "mapper", None)
     encoder = _rust_method_owner(getattr(mapper, "from_domain_event", None), _core.EventMapper)
     if encoder is None:
         return None
     notify, followers, runner_receive = app._notify_mode()
     watched: List[Tuple[Any, List[str]]] = [
-        (app, ["notify", "prompt_followers"]),
+        # Unless notify is called as a method anyway, instance attributes
+        # that would replace it.
+        (app, [] if notify == "method" else ["notify", "prompt_followers"]),
         (store, ["put"]),
         (recorder, ["insert_events"]),
     ]
     pinned: List[Tuple[Any, str]] = [
         (app, "events"),
         (app, "snapshots"),
-        (app, "snapshotting_intervals"),
         (store, "mapper"),
         (store, "recorder"),
         (recorder, "_recorder"),

@@ -3,7 +3,10 @@
 Followers pull their leaders' notification logs and run a policy on each
 event; the new events and a tracking record of the notification commit in
 one insert, so every notification is processed exactly once. Log reading,
-section ids and the multi-threaded prompt queue run in Rust.
+section ids and the multi-threaded prompt queue run in Rust, and so do a
+follower's whole pull from a leader in the same process (FollowerPull) and
+the single-threaded runner's prompt loop, while the methods on their path
+are the stock ones.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    Literal,
     Optional,
     Set,
     Tuple,
     Type,
     TypeVar,
+    Union,
     cast,
 )
 
@@ -115,7 +120,8 @@ class Follower(Application):
         # Per leader, the recorder calls a pull makes (see shortcuts.py),
         # and the pull in Rust made of them (None where there is none).
         self._calls: Dict[str, shortcuts.FollowerCalls] = {}
-        self._pull_steps: Dict[str, Optional[_core.FollowerPull]] = {}
+        # False: one could not be made to apply (see _pull_without_step).
+        self._pull_steps: Dict[str, Union[_core.FollowerPull, None, Literal[False]]] = {}
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -150,9 +156,12 @@ class Follower(Application):
         # whole pull runs in Rust (see FollowerPull), which says whether it
         # still applies; else it is made again, or the pull runs here.
         step = self._pull_steps.get(name)
-        if step is not None and step.run(name):
-            return
-        self._pull_without_step(name, True)
+        if step is None:
+            self._pull_without_step(name, True)
+        elif step is False:
+            self._pull_without_step(name, False)
+        elif not cast(_core.FollowerPull, step).run(name):
+            self._pull_without_step(name, True)
 
     def _pull_without_step(self, name: str, make_step: bool) -> None:
         """The pull, where no FollowerPull applies. With ``make_step``, one
@@ -175,8 +184,12 @@ class Follower(Application):
         if make_step and found.kernel is not None:
             step = self._make_pull_step(name, found.kernel, store)
             self._pull_steps[name] = step
-            if step is not None and step.run(name):
-                return
+            if step is not None:
+                if step.run(name):
+                    return
+                # One that does not apply when just made never will (type
+                # version tags unusable here, say): it is not made again.
+                self._pull_steps[name] = False
         # The batch's new events, served by the event store to the policies
         # that follow in the batch.
         pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
@@ -192,7 +205,12 @@ class Follower(Application):
             pending = store.pending
             if type(pending).clear is not PendingEvents.clear:
                 return None
-        watched: List[Tuple[Any, List[str]]] = [(self, ["record", "notify", "prompt_followers"])]
+        notify, followers, runner_receive = self._notify_mode()
+        # The class (its version tag) and, unless notify is called as a
+        # method anyway, instance attributes that would replace it.
+        watched: List[Tuple[Any, List[str]]] = [
+            (self, [] if notify == "method" else ["notify", "prompt_followers"])
+        ]
         pinned: List[Tuple[Any, str]] = [
             (self, "pull_batch_size"),
             (self, "readers"),
@@ -204,7 +222,6 @@ class Follower(Application):
         if pending is not None:
             watched.append((pending, ["clear"]))
             pinned.append((store, "pending"))
-        notify, followers, runner_receive = self._notify_mode()
         if followers is not None:
             pinned.append((self, "followers"))
         return _core.FollowerPull(
@@ -491,7 +508,8 @@ class Leader(Application):
         notifies = [c.__dict__["notify"] for c in mro if "notify" in c.__dict__]
         prompts = [c.__dict__["prompt_followers"] for c in mro if "prompt_followers" in c.__dict__]
         if (
-            notifies == [_LEADER_NOTIFY, _APPLICATION_NOTIFY]
+            not {"notify", "prompt_followers"}.intersection(vars(self))
+            and notifies == [_LEADER_NOTIFY, _APPLICATION_NOTIFY]
             and prompts == [_PROMPT_FOLLOWERS]
             and type(self.followers) is list
         ):
@@ -690,13 +708,7 @@ class SingleThreadedRunner(Runner, Promptable):
             # Takes each queued name in turn and has its followers pull it,
             # collecting their errors, until the queue is empty (in Rust:
             # one pull per notification makes this loop a hot path).
-            _core.drain_prompts(
-                self.prompts_received,
-                self._followers_of,
-                errors,
-                _processing_error,
-                _PULL_AND_PROCESS,
-            )
+            _core.drain_prompts(self, errors, _processing_error, _PULL_AND_PROCESS)
         finally:
             self.is_prompting = False
         _raise_first(errors)

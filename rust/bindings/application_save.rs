@@ -10,7 +10,7 @@ use pyo3::types::{PyList, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::mapper::EventMapper;
-use super::method_guard::{has_instance_attribute, MethodGuard};
+use super::method_guard::{runs_stock_method, MethodGuard};
 use super::notify::Notify;
 use super::pull_kernel::Recorder;
 
@@ -97,9 +97,7 @@ fn collect_events(
     events: &Bound<'_, PyList>,
 ) -> PyResult<()> {
     let collect = intern!(py, "collect_events");
-    if aggregate.get_type().getattr(collect)?.is(stock_collect)
-        && !has_instance_attribute(aggregate, collect)?
-    {
+    if runs_stock_method(aggregate, collect, stock_collect)? {
         if let Ok(pending) = aggregate
             .getattr(intern!(py, "_pending_events"))?
             .cast_into::<PyList>()

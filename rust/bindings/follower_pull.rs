@@ -11,13 +11,13 @@
 //! anything customised, and every failure, is handed back to the Python
 //! methods (`_finish_kernel_page`, `_note_failure`, `notify`).
 
-use pyo3::exceptions::{PyException, PyKeyError};
+use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
-use super::method_guard::{has_instance_attribute, MethodGuard};
+use super::method_guard::{runs_stock_method, MethodGuard};
 use super::notify::Notify;
 use super::pull_kernel::PullKernel;
 
@@ -111,8 +111,9 @@ impl FollowerPull {
         let follower = self.follower.bind(py);
         let kernel = self.kernel.get();
         follower.setattr(intern!(py, "processing"), py.None())?;
+        // Read once per pull, as the Python pull reads it.
+        let policy = follower.getattr(intern!(py, "policy"))?;
         loop {
-            let policy = follower.getattr(intern!(py, "policy"))?;
             let process_event_class = self
                 .process_events_module
                 .bind(py)
@@ -140,11 +141,22 @@ impl FollowerPull {
                 Ok(outcome) => outcome,
                 Err(error) => {
                     // Reading the position or the page: nothing was processed.
-                    self.clear_pending(py, false)?;
-                    follower.call_method1(
-                        intern!(py, "_note_failure"),
-                        (error.value(py), name, py.None(), py.None()),
-                    )?;
+                    let noted = self.clear_pending(py, false).and_then(|()| {
+                        follower
+                            .call_method1(
+                                intern!(py, "_note_failure"),
+                                (error.value(py), name, py.None(), py.None()),
+                            )
+                            .map(drop)
+                    });
+                    if let Err(second) = noted {
+                        // As an error raised in Python's `except` block is:
+                        // the first is its context.
+                        second
+                            .value(py)
+                            .setattr(intern!(py, "__context__"), error.value(py))?;
+                        return Err(second);
+                    }
                     return Err(error);
                 }
             };
@@ -212,29 +224,33 @@ impl FollowerPull {
 }
 
 /// The single-threaded runner's prompt loop: takes each queued leader
-/// name from the front of `prompts` (to which pulls add more) and has each
-/// of its followers in `followers_of` pull it, until none is left. A
-/// follower's error (an Exception) is turned by `processing_error(follower,
-/// name, error)` into what is appended to `errors`, and the loop goes on;
-/// anything else (KeyboardInterrupt, say) is raised.
+/// name from the front of `runner.prompts_received` (to which pulls add
+/// more) and has each of its followers in `runner._followers_of` pull it,
+/// until none is left; both are read again on every turn, as the Python
+/// loop read them. A follower's error (an Exception) is turned by
+/// `processing_error(follower, name, error)` into what is appended to
+/// `errors`, and the loop goes on; anything else (KeyboardInterrupt, say)
+/// is raised.
 ///
 /// A follower whose `pull_and_process` is `stock_pull` is pulled through
 /// its `FollowerPull` for that leader, if it has one that still applies.
 #[pyfunction]
 pub fn drain_prompts(
     py: Python<'_>,
-    prompts: &Bound<'_, PyList>,
-    followers_of: &Bound<'_, PyDict>,
+    runner: &Bound<'_, PyAny>,
     errors: &Bound<'_, PyList>,
     processing_error: &Bound<'_, PyAny>,
     stock_pull: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
-    while !prompts.is_empty() {
-        let prompt = prompts.get_item(0)?;
-        prompts.del_item(0)?;
-        let Some(followers) = followers_of.get_item(&prompt)? else {
-            return Err(PyKeyError::new_err(prompt.unbind()));
-        };
+    loop {
+        let prompts = runner.getattr(intern!(py, "prompts_received"))?;
+        if !prompts.is_truthy()? {
+            return Ok(());
+        }
+        let prompt = prompts.call_method1(intern!(py, "pop"), (0,))?;
+        let followers = runner
+            .getattr(intern!(py, "_followers_of"))?
+            .get_item(&prompt)?;
         for follower in followers.try_iter()? {
             let follower = follower?;
             if let Err(error) = pull(py, &follower, &prompt, stock_pull) {
@@ -245,7 +261,6 @@ pub fn drain_prompts(
             }
         }
     }
-    Ok(())
 }
 
 fn pull(
@@ -256,12 +271,7 @@ fn pull(
 ) -> PyResult<()> {
     let pull_and_process = intern!(py, "pull_and_process");
     if let Ok(name) = prompt.cast::<PyString>() {
-        if follower
-            .get_type()
-            .getattr(pull_and_process)?
-            .is(stock_pull)
-            && !has_instance_attribute(follower, pull_and_process)?
-        {
+        if runs_stock_method(follower, pull_and_process, stock_pull)? {
             if let Ok(steps) = follower
                 .getattr(intern!(py, "_pull_steps"))?
                 .cast_into::<PyDict>()

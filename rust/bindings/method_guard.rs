@@ -8,8 +8,15 @@
 //! that changes whenever the type or any of its bases is modified, so a
 //! type whose tag is unchanged still has the methods it had; what is left
 //! to check is that no instance attribute shadows them.
+//!
+//! Both that check and the pinned attributes' are made quick with the
+//! version CPython gives each dict state (a global counter, taken anew on
+//! every change to any dict): while an object's instance dict has the
+//! version it had when the guard last looked, and its type is unmodified,
+//! neither can have changed, so nothing is looked up again.
 
 use std::os::raw::c_uint;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -21,6 +28,8 @@ struct Watched {
     ty: Py<PyType>,
     version: c_uint,
     names: Vec<Py<PyString>>,
+    /// The version of the instance dict when none of `names` was in it.
+    seen: AtomicU64,
 }
 
 /// An attribute whose value must stay the same object.
@@ -28,6 +37,13 @@ struct Pinned {
     owner: Py<PyAny>,
     name: Py<PyString>,
     value: Py<PyAny>,
+    /// The owner's type and its version tag, when the attribute is read
+    /// the generic way and is no data descriptor on the type (so that its
+    /// value follows from the type and the instance dict alone); else None.
+    plain: Option<(Py<PyType>, c_uint)>,
+    /// The version of the owner's instance dict when the attribute was
+    /// last found to be `value`.
+    seen: AtomicU64,
 }
 
 /// Watches objects and the names of methods on them, and attributes that
@@ -90,6 +106,80 @@ fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
     }
 }
 
+/// Whether dicts carry a version (`ma_version_tag`, changed on every
+/// change to a dict) here: CPython 3.11 to 3.13, after the object header
+/// and the item count.
+static DICT_VERSIONS: PyOnceLock<bool> = PyOnceLock::new();
+
+fn dict_versions_kept(py: Python<'_>) -> bool {
+    *DICT_VERSIONS.get_or_init(py, || {
+        let version = py.version_info();
+        (version.major, version.minor) >= (3, 11) && (version.major, version.minor) <= (3, 13)
+    })
+}
+
+/// The version of a dict's present state (0 where none is kept).
+fn dict_version(dict: &Bound<'_, PyDict>) -> u64 {
+    if !dict_versions_kept(dict.py()) {
+        return 0;
+    }
+    let offset =
+        std::mem::size_of::<pyo3::ffi::PyObject>() + std::mem::size_of::<pyo3::ffi::Py_ssize_t>();
+    // SAFETY: on CPython 3.11-3.13 (checked above; guards are not used on
+    // free-threaded builds, whose object header differs) a dict object is
+    // its header, `Py_ssize_t ma_used`, then `uint64_t ma_version_tag`,
+    // which is read here, not written.
+    unsafe { std::ptr::read(dict.as_ptr().cast::<u8>().add(offset).cast::<u64>()) }
+}
+
+/// The version of `owner`'s instance dict, when its type is still `ty` with
+/// version tag `tag` (so a plain attribute's value follows from the dict);
+/// else 0.
+fn plain_dict_version(owner: &Bound<'_, PyAny>, ty: &Bound<'_, PyType>, tag: c_uint) -> u64 {
+    let owner_type = owner.get_type();
+    if tag == 0 || !owner_type.is(ty) || version_tag(&owner_type) != tag {
+        return 0;
+    }
+    match instance_dict(owner) {
+        Some(dict) => dict.cast::<PyDict>().map_or(0, dict_version),
+        None => 0,
+    }
+}
+
+/// Whether `ty`'s instances give attribute `name` the generic way (no
+/// `__getattribute__` or `__getattr__`) and it is no data descriptor on
+/// the type (a property or slot, whose value may change while the
+/// instance dict does not).
+fn is_plain_attribute(ty: &Bound<'_, PyType>, name: &Bound<'_, PyString>) -> PyResult<bool> {
+    // SAFETY: a live type object; the slot is read, not written.
+    let generic = unsafe {
+        (*ty.as_type_ptr()).tp_getattro.map(|f| f as usize)
+            == Some(pyo3::ffi::PyObject_GenericGetAttr as *const () as usize)
+    };
+    if !generic {
+        return Ok(false);
+    }
+    for klass in ty.mro().iter() {
+        if let Ok(found) = klass.getattr("__dict__")?.get_item(name) {
+            let kind = found.get_type();
+            return Ok(!kind.hasattr("__set__")? && !kind.hasattr("__delete__")?);
+        }
+    }
+    Ok(true)
+}
+
+/// Whether `obj`'s class gives `name` as `stock` and no instance attribute
+/// shadows it: the method a call of `obj.name(...)` would run is the stock
+/// one. False (not an error) where the class has no such attribute.
+pub fn runs_stock_method(
+    obj: &Bound<'_, PyAny>,
+    name: &Bound<'_, PyString>,
+    stock: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let on_class = obj.get_type().getattr(name);
+    Ok(on_class.is_ok_and(|method| method.is(stock)) && !has_instance_attribute(obj, name)?)
+}
+
 /// Whether the object's instance dictionary has `name` (which would
 /// shadow a method of its class).
 pub fn has_instance_attribute(
@@ -150,16 +240,25 @@ impl MethodGuard {
                 version: version_tag(&ty),
                 ty: ty.unbind(),
                 names,
+                seen: AtomicU64::new(0),
             });
         }
         let mut pins = Vec::with_capacity(pinned.len());
         for (owner, name) in pinned {
             let name = PyString::intern(py, &name);
             let value = owner.getattr(&name)?;
+            let ty = owner.get_type();
+            let plain = if is_plain_attribute(&ty, &name)? {
+                Some((ty.clone().unbind(), version_tag(&ty)))
+            } else {
+                None
+            };
             pins.push(Pinned {
                 owner: owner.unbind(),
                 name: name.unbind(),
                 value: value.unbind(),
+                plain,
+                seen: AtomicU64::new(0),
             });
         }
         Ok(MethodGuard {
@@ -209,17 +308,31 @@ impl MethodGuard {
             let Ok(dict) = dict.cast::<PyDict>() else {
                 return Ok(false);
             };
+            let seen = dict_version(dict);
+            if seen != 0 && seen == w.seen.load(Ordering::Relaxed) {
+                continue;
+            }
             for name in &w.names {
                 if dict.contains(name.bind(py))? {
                     return Ok(false);
                 }
             }
+            w.seen.store(seen, Ordering::Relaxed);
         }
         for p in self.pinned.iter().filter(|_| pins) {
-            match p.owner.bind(py).getattr(p.name.bind(py)) {
+            let owner = p.owner.bind(py);
+            let seen = match &p.plain {
+                Some((ty, tag)) => plain_dict_version(owner, ty.bind(py), *tag),
+                None => 0,
+            };
+            if seen != 0 && seen == p.seen.load(Ordering::Relaxed) {
+                continue;
+            }
+            match owner.getattr(p.name.bind(py)) {
                 Ok(value) if value.is(p.value.bind(py)) => {}
                 _ => return Ok(false),
             }
+            p.seen.store(seen, Ordering::Relaxed);
         }
         Ok(true)
     }

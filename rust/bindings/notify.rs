@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString};
 use pyo3::{PyTraverseError, PyVisit};
 
-use super::method_guard::has_instance_attribute;
+use super::method_guard::runs_stock_method;
 
 /// How an application notifies.
 pub enum Notify {
@@ -108,8 +108,7 @@ fn prompt(
     runner_receive: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
     let receive = intern!(py, "receive_prompt");
-    if prompted.get_type().getattr(receive)?.is(runner_receive)
-        && !has_instance_attribute(prompted, receive)?
+    if runs_stock_method(prompted, receive, runner_receive)?
         && prompted.getattr(intern!(py, "is_prompting"))?.is_truthy()?
     {
         if let Ok(queue) = prompted
