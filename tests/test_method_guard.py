@@ -127,3 +127,90 @@ def test_watching_keeps_no_one_from_being_collected() -> None:
     del guard
     gc.collect()
     assert ref() is None
+
+
+# Once a guard has held, it tells "unchanged" from the version of each
+# object's instance dict; these check every way a value can change after
+# that, the guard having held (and so remembered the versions) first.
+
+
+def test_a_watched_name_shadowed_after_the_guard_held_is_noticed(obj: Derived) -> None:
+    guard = MethodGuard([(obj, ["read"])])
+    assert guard.holds() and guard.holds()
+    vars(obj)["read"] = lambda: "through the dict"
+    assert not guard.holds()
+
+
+def test_a_replaced_instance_dict_is_noticed(obj: Derived) -> None:
+    obj.target = first = object()  # type: ignore[attr-defined]
+    guard = MethodGuard([(obj, ["read"])], [(obj, "target")])
+    assert guard.holds() and guard.holds()
+    obj.__dict__ = {"target": first, "read": None}
+    assert not guard.holds()
+    obj.__dict__ = {"target": object()}
+    assert not guard.holds()
+    obj.__dict__ = {"target": first}
+    assert guard.holds()
+
+
+class WithProperty:
+    def __init__(self) -> None:
+        self.store: Any = object()
+
+    @property
+    def target(self) -> Any:
+        return self.other_store
+
+    other_store: Any = None
+
+
+def test_a_pinned_property_is_read_every_time() -> None:
+    owner = WithProperty()
+    kept = object()
+    WithProperty.other_store = kept
+    guard = MethodGuard([], [(owner, "target")])
+    assert guard.holds() and guard.holds()
+    # Changes the property's value without touching the instance dict.
+    WithProperty.other_store = object()
+    assert not guard.holds()
+    WithProperty.other_store = kept
+
+
+class SlottedValue:
+    __slots__ = ("value", "__dict__")
+
+
+def test_a_pinned_slot_is_read_every_time() -> None:
+    owner = SlottedValue()
+    owner.value = first = object()
+    guard = MethodGuard([], [(owner, "value")])
+    assert guard.holds() and guard.holds()
+    owner.value = object()
+    assert not guard.holds()
+    owner.value = first
+    assert guard.holds()
+
+
+class Dynamic:
+    def __getattr__(self, name: str) -> Any:
+        return object()
+
+
+def test_a_pinned_attribute_of_a_class_with_getattr_is_read_every_time() -> None:
+    owner = Dynamic()
+    guard = MethodGuard([], [(owner, "anything")])
+    # Each read gives a new object, so the pin never holds.
+    assert not guard.holds()
+
+
+def test_a_pinned_class_attribute_changed_on_the_class_is_noticed() -> None:
+    class Settings:
+        size = object()
+
+    owner = Settings()
+    guard = MethodGuard([], [(owner, "size")])
+    assert guard.holds() and guard.holds()
+    Settings.size = object()
+    assert not guard.holds()
+    owner.size = object()  # type: ignore[misc]
+    assert not guard.holds()
