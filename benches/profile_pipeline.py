@@ -25,9 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benches import workload  # noqa: E402
 
 LAYERS = [
-    # A follower's pull from a local leader, with the decoding, encoding
-    # and recording it does inside (see PullKernel).
-    ("pull kernel (Rust)", ("PullKernel",)),
+    # The single-threaded runner's loop and the followers' pulls from a
+    # local leader, with the decoding, encoding and recording they do
+    # inside (see FollowerPull and PullKernel); the policies they call are
+    # counted in their own layers.
+    ("runner loop and follower pulls (Rust)", ("drain_prompts", "FollowerPull", "PullKernel")),
+    # Application.save: collecting, encoding, the insert and notifying.
+    ("application save (Rust)", ("ApplicationSave",)),
     ("mapper (Rust)", ("EventMapper",)),
     ("recorder (Rust)", ("MemoryRecorder", "SQLiteRecorder")),
     ("log reader (Rust)", ("SelectReader", "SectionReader")),
