@@ -15,7 +15,7 @@ use pyo3::types::{
 };
 
 use super::key_cache::KeyCache;
-use super::uuids::{u128_to_uuid, uuid_class};
+use super::uuids::{u128_to_uuid, uuid_class, uuid_to_u128};
 use crate::core::datetime_iso::{parse_iso, write_iso, DateTimeFields};
 use crate::core::float_repr::python_float_repr;
 use crate::core::json::{self, BuildError};
@@ -310,7 +310,7 @@ impl JsonCodec {
         out.extend_from_slice(b", \"_data_\": ");
         match &entry.codec {
             Codec::Native(Native::Uuid) => {
-                let n: u128 = obj.getattr(intern!(py, "int"))?.extract()?;
+                let n = uuid_to_u128(obj, "a UUID")?;
                 out.push(b'"');
                 json::write_hex128(out, n);
                 out.push(b'"');

@@ -1,6 +1,7 @@
 //! Fast conversion between `uuid.UUID` objects and `u128`.
 
 use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -17,7 +18,26 @@ pub fn uuid_class(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
 /// naming the value for anything else.
 pub fn uuid_to_u128(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u128> {
     let py = obj.py();
-    if obj.is_instance(uuid_class(py)?)? {
+    let cls = uuid_class(py)?;
+    if obj.get_type().is(cls) {
+        if let Some(slots) = slot_offsets(py, cls)? {
+            // SAFETY: `obj` is exactly a `uuid.UUID`, whose `int` slot is at
+            // this offset (read from its member descriptor); a set slot
+            // holds a strong reference, borrowed here while `obj` lives.
+            let int = unsafe {
+                let at = obj
+                    .as_ptr()
+                    .cast::<u8>()
+                    .offset(slots.int)
+                    .cast::<*mut ffi::PyObject>();
+                Bound::from_borrowed_ptr_or_opt(py, *at)
+            };
+            if let Some(int) = int {
+                return int.extract::<u128>();
+            }
+        }
+    }
+    if obj.is_instance(cls)? {
         obj.getattr(intern!(py, "int"))?.extract::<u128>()
     } else {
         Err(PyTypeError::new_err(format!(
@@ -27,10 +47,48 @@ pub fn uuid_to_u128(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u128> {
     }
 }
 
+/// Where a `uuid.UUID` keeps its `int` and `is_safe` slots (byte offsets
+/// into the object), read from the class's member descriptors.
+#[derive(Clone, Copy)]
+struct SlotOffsets {
+    int: isize,
+    is_safe: isize,
+}
+
+static SLOT_OFFSETS: PyOnceLock<Option<SlotOffsets>> = PyOnceLock::new();
+
+/// The slots' offsets, or None where `uuid.UUID` does not keep them as
+/// plain object slots (then they are set and read by attribute).
+fn slot_offsets(py: Python<'_>, cls: &Bound<'_, PyType>) -> PyResult<Option<SlotOffsets>> {
+    SLOT_OFFSETS
+        .get_or_try_init(py, || {
+            let member_type = py.import("types")?.getattr("MemberDescriptorType")?;
+            let offset = |name: &str| -> PyResult<Option<isize>> {
+                let Ok(descr) = cls.getattr("__dict__")?.get_item(name) else {
+                    return Ok(None);
+                };
+                if !descr.get_type().is(&member_type) {
+                    return Ok(None);
+                }
+                // SAFETY: `descr` is a member descriptor (checked above),
+                // whose member definition lives as long as its class.
+                let member =
+                    unsafe { &*(*descr.as_ptr().cast::<ffi::PyMemberDescrObject>()).d_member };
+                Ok((member.type_code == ffi::Py_T_OBJECT_EX).then_some(member.offset))
+            };
+            Ok::<_, PyErr>(match (offset("int")?, offset("is_safe")?) {
+                (Some(int), Some(is_safe)) => Some(SlotOffsets { int, is_safe }),
+                _ => None,
+            })
+        })
+        .copied()
+}
+
 /// Builds a `uuid.UUID` without running its `__init__` argument parsing:
-/// allocates the object as `object.__new__` would and sets the two slots
-/// that `__init__` sets, through the generic attribute setter (which is
-/// what `object.__setattr__` calls, minus the call overhead).
+/// allocates the object as `object.__new__` would and fills the two slots
+/// that `__init__` sets (directly where their offsets are known, else
+/// through the generic attribute setter, which is what
+/// `object.__setattr__` calls).
 pub fn u128_to_uuid(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>> {
     let cls = uuid_class(py)?;
     let safe_unknown = SAFE_UNKNOWN.get_or_try_init(py, || {
@@ -42,23 +100,29 @@ pub fn u128_to_uuid(py: Python<'_>, value: u128) -> PyResult<Bound<'_, PyAny>> {
         )
     })?;
     let int = value.into_pyobject(py)?;
+    let slots = slot_offsets(py, cls)?;
     // SAFETY: `cls` is the `uuid.UUID` type (a plain class with __slots__),
-    // so allocating it with its own tp_alloc and setting its slot members
-    // with PyObject_GenericSetAttr is what object.__new__ and
-    // object.__setattr__ do. Every returned pointer is checked.
+    // so allocating it with its own tp_alloc and filling its slot members
+    // is what object.__new__ and object.__setattr__ do: a new object's
+    // slots are NULL, and each is given a strong reference. Every returned
+    // pointer is checked.
     unsafe {
         let tp = cls.as_type_ptr();
-        let alloc = (*tp).tp_alloc.unwrap_or(pyo3::ffi::PyType_GenericAlloc);
+        let alloc = (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
         let obj = Bound::from_owned_ptr_or_err(py, alloc(tp, 0))?;
-        if pyo3::ffi::PyObject_GenericSetAttr(
-            obj.as_ptr(),
-            intern!(py, "int").as_ptr(),
-            int.as_ptr(),
-        ) != 0
+        if let Some(slots) = slots {
+            let base = obj.as_ptr().cast::<u8>();
+            *base.offset(slots.int).cast::<*mut ffi::PyObject>() = int.into_ptr();
+            *base.offset(slots.is_safe).cast::<*mut ffi::PyObject>() =
+                safe_unknown.clone_ref(py).into_ptr();
+            return Ok(obj);
+        }
+        if ffi::PyObject_GenericSetAttr(obj.as_ptr(), intern!(py, "int").as_ptr(), int.as_ptr())
+            != 0
         {
             return Err(PyErr::fetch(py));
         }
-        if pyo3::ffi::PyObject_GenericSetAttr(
+        if ffi::PyObject_GenericSetAttr(
             obj.as_ptr(),
             intern!(py, "is_safe").as_ptr(),
             safe_unknown.as_ptr(),
