@@ -260,9 +260,11 @@ class MethodGuard:
 
 @final
 class PullKernel:
-    """One page of a follower's pull from a leader in the same process, run
-    in Rust: the position, the leader's page, decoding, the policies, and
-    recording the batch with its tracking record."""
+    """The Rust objects behind a follower's pull from a leader in the same
+    process (its recorder, the leader's, the mappers, the tracking book);
+    a FollowerPull runs each page through it: the position, the leader's
+    page, decoding, the policies, and recording the batch with its
+    tracking record."""
 
     def __new__(
         cls,
@@ -273,15 +275,6 @@ class PullKernel:
         book: TrackingBook,
         guard: MethodGuard,
     ) -> PullKernel: ...
-    def pull(
-        self,
-        name: str,
-        limit: int,
-        policy: Callable[[Any, Any], Any],
-        events: list[Any],
-        process_event_class: type[Any],
-        stock_process_event: bool,
-    ) -> tuple[int, int, Tracking | None, int | None, BaseException | None, bool]: ...
 
 @final
 class FollowerPull:

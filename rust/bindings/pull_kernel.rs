@@ -5,7 +5,7 @@
 //! tracking record, without going back to Python between those steps.
 //!
 //! The follower keeps the semantics: it notifies, and it handles a failed
-//! policy or insert from what `pull` returns (see `Follower.pull_and_process`).
+//! policy or insert from what `page` returns (see `FollowerPull`).
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyType};
@@ -102,7 +102,7 @@ impl<'py> PageOutcome<'py> {
         self.error.is_none() && (self.recorded || self.count == 0)
     }
 
-    /// The tuple `PullKernel.pull` returns.
+    /// The tuple the follower's `_finish_kernel_page` is given.
     pub fn into_tuple(self, py: Python<'py>) -> PullOutcome {
         (
             self.page,
@@ -169,6 +169,14 @@ impl PullKernel {
             guard: guard.unbind(),
         })
     }
+}
+
+impl PullKernel {
+    /// The guard the kernel was made with (over the recorders, event store,
+    /// log and mappers it stands for).
+    pub fn guard(&self) -> &MethodGuard {
+        self.guard.get()
+    }
 
     /// Processes the leader's next page of up to `limit` notifications
     /// (from the one after the follower's tracked position). For each, a
@@ -187,40 +195,6 @@ impl PullKernel {
     /// before it made. Recording that fails (a tracking record that would
     /// not advance, an event that cannot be encoded, the insert) wrote
     /// nothing; the outcome carries its error.
-    // The arguments are those of the Python call the follower makes.
-    #[allow(clippy::too_many_arguments)]
-    fn pull(
-        &self,
-        py: Python<'_>,
-        name: &Bound<'_, PyString>,
-        limit: usize,
-        policy: &Bound<'_, PyAny>,
-        events: &Bound<'_, PyList>,
-        process_event_class: &Bound<'_, PyType>,
-        stock_process_event: bool,
-    ) -> PyResult<PullOutcome> {
-        Ok(self
-            .page(
-                py,
-                name,
-                limit,
-                policy,
-                events,
-                process_event_class,
-                stock_process_event,
-            )?
-            .into_tuple(py))
-    }
-}
-
-impl PullKernel {
-    /// The guard the kernel was made with (over the recorders, event store,
-    /// log and mappers it stands for).
-    pub fn guard(&self) -> &MethodGuard {
-        self.guard.get()
-    }
-
-    /// What `pull` does, for Rust callers.
     #[allow(clippy::too_many_arguments)]
     pub fn page<'py>(
         &self,
