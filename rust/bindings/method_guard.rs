@@ -132,12 +132,18 @@ fn dict_version(dict: &Bound<'_, PyDict>) -> u64 {
     unsafe { std::ptr::read(dict.as_ptr().cast::<u8>().add(offset).cast::<u64>()) }
 }
 
+/// Whether `obj`'s type is still `ty`, with version tag `tag` (0, no tag,
+/// never matches): the type and its bases are unmodified since.
+fn has_type_unmodified(obj: &Bound<'_, PyAny>, ty: &Bound<'_, PyType>, tag: c_uint) -> bool {
+    let obj_type = obj.get_type();
+    tag != 0 && obj_type.is(ty) && version_tag(&obj_type) == tag
+}
+
 /// The version of `owner`'s instance dict, when its type is still `ty` with
 /// version tag `tag` (so a plain attribute's value follows from the dict);
 /// else 0.
 fn plain_dict_version(owner: &Bound<'_, PyAny>, ty: &Bound<'_, PyType>, tag: c_uint) -> u64 {
-    let owner_type = owner.get_type();
-    if tag == 0 || !owner_type.is(ty) || version_tag(&owner_type) != tag {
+    if !has_type_unmodified(owner, ty, tag) {
         return 0;
     }
     match instance_dict(owner) {
@@ -182,10 +188,7 @@ pub fn runs_stock_method(
 
 /// Whether the object's instance dictionary has `name` (which would
 /// shadow a method of its class).
-pub fn has_instance_attribute(
-    obj: &Bound<'_, PyAny>,
-    name: &Bound<'_, PyString>,
-) -> PyResult<bool> {
+fn has_instance_attribute(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> PyResult<bool> {
     match instance_dict(obj) {
         None => Ok(false),
         Some(found) => match found.cast::<PyDict>() {
@@ -294,8 +297,7 @@ impl MethodGuard {
         }
         for w in &self.watched {
             let obj = w.obj.bind(py);
-            let ty = obj.get_type();
-            if !ty.is(w.ty.bind(py)) || w.version == 0 || version_tag(&ty) != w.version {
+            if !has_type_unmodified(obj, w.ty.bind(py), w.version) {
                 return Ok(false);
             }
             if w.names.is_empty() {
