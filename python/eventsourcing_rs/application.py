@@ -267,8 +267,7 @@ class Application(ABC, Generic[TAggregate]):
         ("nothing", None, None) while its notify is Application's alone
         (none on the instance either), else ("method", None, None), calling
         it. Leaders extend it."""
-        mro = type(self).__mro__
-        notifies = [c.__dict__["notify"] for c in mro if "notify" in c.__dict__]
+        notifies = _definitions(type(self), "notify")
         if notifies == [_APPLICATION_NOTIFY] and "notify" not in vars(self):
             return ("nothing", None, None)
         return ("method", None, None)
@@ -288,6 +287,13 @@ class Application(ABC, Generic[TAggregate]):
 
 
 _APPLICATION_NOTIFY = Application.notify
+
+
+def _definitions(cls: type, name: str) -> List[Any]:
+    """What ``cls`` and each of its bases define as ``name`` in their own
+    namespace, in method resolution order: which methods an override
+    chain through ``super()`` would reach."""
+    return [c.__dict__[name] for c in cls.__mro__ if name in c.__dict__]
 
 
 TApplication = TypeVar("TApplication", bound=Application)

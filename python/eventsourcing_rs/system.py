@@ -38,6 +38,7 @@ from eventsourcing_rs.application import (
     Application,
     LocalNotificationLog,
     NotificationLog,
+    _definitions,
 )
 from eventsourcing_rs.domain import Aggregate, AggregateEvent
 from eventsourcing_rs.group_commit import PendingAwareEventStore, PendingEvents
@@ -504,13 +505,10 @@ class Leader(Application):
         class's notify is Leader's over Application's and its
         prompt_followers is Leader's: a save or pull in Rust prompts the
         followers itself."""
-        mro = type(self).__mro__
-        notifies = [c.__dict__["notify"] for c in mro if "notify" in c.__dict__]
-        prompts = [c.__dict__["prompt_followers"] for c in mro if "prompt_followers" in c.__dict__]
         if (
             not {"notify", "prompt_followers"}.intersection(vars(self))
-            and notifies == [_LEADER_NOTIFY, _APPLICATION_NOTIFY]
-            and prompts == [_PROMPT_FOLLOWERS]
+            and _definitions(type(self), "notify") == [_LEADER_NOTIFY, _APPLICATION_NOTIFY]
+            and _definitions(type(self), "prompt_followers") == [_PROMPT_FOLLOWERS]
             and type(self.followers) is list
         ):
             return ("prompt", self.followers, _RUNNER_RECEIVE_PROMPT)
