@@ -269,23 +269,38 @@ fn pull(
     prompt: &Bound<'_, PyAny>,
     stock_pull: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
-    let pull_and_process = intern!(py, "pull_and_process");
-    if let Ok(name) = prompt.cast::<PyString>() {
-        if runs_stock_method(follower, pull_and_process, stock_pull)? {
-            if let Ok(steps) = follower
-                .getattr(intern!(py, "_pull_steps"))?
-                .cast_into::<PyDict>()
-            {
-                if let Some(step) = steps.get_item(name)? {
-                    if let Ok(step) = step.cast::<FollowerPull>() {
-                        if step.get().run(py, name)? {
-                            return Ok(());
-                        }
-                    }
-                }
-            }
+    if let Some((step, name)) = stock_step(py, follower, prompt, stock_pull)? {
+        if step.get().run(py, &name)? {
+            return Ok(());
         }
     }
-    follower.call_method1(pull_and_process, (prompt,))?;
+    follower.call_method1(intern!(py, "pull_and_process"), (prompt,))?;
     Ok(())
+}
+
+/// The follower's FollowerPull for the leader named by `prompt`, with the
+/// name, when its `pull_and_process` is `stock_pull` (so that calling it
+/// would run that pull); else None.
+fn stock_step<'py>(
+    py: Python<'py>,
+    follower: &Bound<'py, PyAny>,
+    prompt: &Bound<'py, PyAny>,
+    stock_pull: &Bound<'py, PyAny>,
+) -> PyResult<Option<(Bound<'py, FollowerPull>, Bound<'py, PyString>)>> {
+    let Ok(name) = prompt.cast::<PyString>() else {
+        return Ok(None);
+    };
+    if !runs_stock_method(follower, intern!(py, "pull_and_process"), stock_pull)? {
+        return Ok(None);
+    }
+    let Ok(steps) = follower
+        .getattr(intern!(py, "_pull_steps"))?
+        .cast_into::<PyDict>()
+    else {
+        return Ok(None);
+    };
+    let step = steps
+        .get_item(name)?
+        .and_then(|step| step.cast_into::<FollowerPull>().ok());
+    Ok(step.map(|step| (step, name.clone())))
 }
