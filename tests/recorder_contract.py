@@ -183,6 +183,65 @@ class RecorderContract:
         assert recorder.max_tracking_id("nobody") == 0
         assert versions(recorder.select_events(a)) == [1, 2, 3, 4]
 
+    def test_a_batch_overlapping_a_recorded_one_is_refused_whole(self, store: Store) -> None:
+        # Two instances of a follower read from position 0; one records
+        # notifications 1-5, then the other tries its batch 1-10.
+        recorder = store.process_recorder()
+        a, b = uuid4(), uuid4()
+        recorder.insert_events([event(a, 1)], tracking=Tracking("up", 5, 0))
+        with pytest.raises(IntegrityError, match="position 0"):
+            recorder.insert_events([event(b, 1), event(b, 2)], tracking=Tracking("up", 10, 0))
+        with pytest.raises(IntegrityError):
+            recorder.insert_events([], tracking=Tracking("up", 10, 0))
+        assert recorder.select_events(b) == []
+        assert recorder.max_notification_id() == 1
+        assert recorder.max_tracking_id("up") == 5
+        # From the stored position, it commits.
+        recorder.insert_events([event(b, 1)], tracking=Tracking("up", 10, 5))
+        assert recorder.max_tracking_id("up") == 10
+        assert recorder.max_notification_id() == 2
+        # A previous id ahead of the stored position is refused too.
+        with pytest.raises(IntegrityError):
+            recorder.insert_events([], tracking=Tracking("up", 14, 12))
+        # Another leader's position is its own.
+        recorder.insert_events([], tracking=Tracking("side", 3, 0))
+        assert recorder.max_tracking_id("side") == 3
+
+    def test_concurrent_compare_and_set_lets_one_instance_record_each_batch(
+        self, store: Store
+    ) -> None:
+        # Threads race to record batches from the position they all read;
+        # exactly one wins each round, the others are refused whole.
+        recorder = store.process_recorder()
+        wins: List[int] = []
+        lock = threading.Lock()
+        errors: List[BaseException] = []
+
+        def work(worker: int) -> None:
+            try:
+                for _ in range(15):
+                    position = recorder.max_tracking_id("up")
+                    batch = [event(uuid4(), 1) for _ in range(3)]
+                    try:
+                        recorder.insert_events(
+                            batch, tracking=Tracking("up", position + 1 + worker % 2, position)
+                        )
+                    except IntegrityError:
+                        continue
+                    with lock:
+                        wins.append(position)
+            except BaseException as error:  # pragma: no cover - reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        assert len(wins) == len(set(wins)), "two batches recorded from one position"
+        assert recorder.max_notification_id() == 3 * len(wins)
+
     def test_concurrent_inserts_get_unique_unbroken_ids(self, store: Store) -> None:
         recorder = store.application_recorder()
         results: List[List[int]] = []
@@ -266,19 +325,27 @@ class RecorderModelMachine(RuleBasedStateMachine):
 
     @rule(
         batch=new_events,
-        tracking=st.none() | st.tuples(st.sampled_from(["up", "side"]), st.integers(0, 6)),
+        tracking=st.none()
+        | st.tuples(
+            st.sampled_from(["up", "side"]), st.integers(0, 6), st.none() | st.integers(0, 6)
+        ),
     )
     def insert(
         self,
         batch: List[Tuple[UUID, int, str, bytes]],
-        tracking: Optional[Tuple[str, int]],
+        tracking: Optional[Tuple[str, int, Optional[int]]],
     ) -> None:
         if not self.tracks():
             tracking = None
         events = [StoredEvent(*fields) for fields in batch]
         keys = [(e.originator_id, e.originator_version) for e in events]
         conflict = len(set(keys)) < len(keys) or any(k in self.positions for k in keys)
-        stale = tracking is not None and tracking[1] <= self.tracked.get(tracking[0], 0)
+        stale = False
+        if tracking is not None:
+            name, notification_id, previous = tracking
+            last = self.tracked.get(name, 0)
+            # Must advance; with a previous id, also start where it stands.
+            stale = notification_id <= last or (previous is not None and previous != last)
         record = Tracking(*tracking) if tracking else None
         if conflict or stale:
             with pytest.raises(IntegrityError):

@@ -984,13 +984,20 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
         self.tracking_table_name = _check_table_name(tracking_table_name)
         super().__init__(datastore, events_table_name)
         # Inserts nothing when the position is not ahead of the last one
-        # (or of 0, for an application not tracked yet: ids start at 1).
+        # (or of 0, for an application not tracked yet: ids start at 1),
+        # nor, for a record with a previous id ($3), when the last one is
+        # not that (a compare-and-set: another instance of the follower
+        # recorded from it). Exact under the events table's lock, which
+        # every insert of this follower takes first.
         self.insert_tracking_statement = (
             f"INSERT INTO {self.tracking_table_name} "
             "(application_name, notification_id) "
             "SELECT $1::text, $2::integer WHERE $2::integer > 0 AND NOT EXISTS ("
             f"SELECT 1 FROM {self.tracking_table_name} "
-            "WHERE application_name = $1::text AND notification_id >= $2::integer)"
+            "WHERE application_name = $1::text AND notification_id >= $2::integer) "
+            "AND ($3::integer IS NULL OR $3::integer = COALESCE(("
+            f"SELECT MAX(notification_id) FROM {self.tracking_table_name} "
+            "WHERE application_name = $1::text), 0))"
         )
         self.max_tracking_id_statement = (
             f"SELECT MAX(notification_id) FROM {self.tracking_table_name} "
@@ -1012,12 +1019,12 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
     ) -> Tuple[str, List[Any], bool]:
         if tracking is None:
             return super()._guarded_insert(stored_events, tracking)
-        tracked = [tracking.application_name, tracking.notification_id]
+        tracked = [tracking.application_name, tracking.notification_id, tracking.previous_id]
         if not stored_events:
             return self.insert_tracking_statement, tracked, True
         # One statement: the tracking record first, then the events only if
         # it was accepted, so a refusal takes no notification ids.
-        new, params, prepared = _new_events(stored_events, 3)
+        new, params, prepared = _new_events(stored_events, 4)
         return (
             f"WITH tracked AS ({self.insert_tracking_statement} RETURNING 1), "
             f"{new} {self._insert_new_events('EXISTS (SELECT 1 FROM tracked) AND ')}",
@@ -1039,6 +1046,15 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
                     f"notification {tracking.notification_id} of application "
                     f"'{tracking.application_name}' is already processed (last "
                     f"tracked id is {last}; table '{self.tracking_table_name}')"
+                )
+            previous = tracking.previous_id
+            if previous is not None and previous != last:
+                return IntegrityError(
+                    f"notifications {previous + 1}..={tracking.notification_id} of "
+                    f"application '{tracking.application_name}' were processed from "
+                    f"position {previous}, but the last tracked id is now {last} "
+                    "(recorded meanwhile by another instance of the follower?; "
+                    f"table '{self.tracking_table_name}')"
                 )
         return super()._refusal(conn, stored_events, tracking)
 

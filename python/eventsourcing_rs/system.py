@@ -93,6 +93,15 @@ class ProcessingError(Exception):
         self.error = error
 
 
+class _Overtaken(Exception):
+    """A batch's insert was refused, and the follower's stored position for
+    the leader has moved past the position the batch was read from: another
+    instance of the follower recorded from it meanwhile. Nothing of the
+    batch was written; the pull starts again from the stored position.
+    Never reaches a caller: :func:`Follower.pull_and_process` (and the
+    single-threaded runner's loop in Rust) pull again on it."""
+
+
 class Follower(Application):
     """An application that follows other applications' notification logs,
     processing each new event with its :func:`policy`.
@@ -153,6 +162,16 @@ class Follower(Application):
         and the notification id; calling again resumes from that
         notification.
         """
+        while True:
+            try:
+                self._pull_once(name)
+                return
+            except _Overtaken:
+                # Another instance recorded from the position this pull
+                # started at: pull again from where it got to.
+                continue
+
+    def _pull_once(self, name: str) -> None:
         # When every object on the path is a stock one backed by Rust, the
         # whole pull runs in Rust (see FollowerPull), which says whether it
         # still applies; else it is made again, or the pull runs here.
@@ -261,6 +280,7 @@ class Follower(Application):
                 # that fail too, its error is raised, chained to this.
                 self._record_batch(name, events, tracking, count)
                 raise
+        self._raise_if_overtaken(name, tracking, error)
         if count == 1:
             self._note_recording_failure(error, name, tracking)
             raise error
@@ -281,6 +301,9 @@ class Follower(Application):
         for each batch (a policy may replace it)."""
         max_tracking_id, select, _ = calls
         start = self._next_position(name, max_tracking_id)
+        # The position each batch is read from: its tracking record commits
+        # only while the stored position is still this one.
+        previous = start - 1
         if select:
             # A batch at a time straight from the leader's recorder (the
             # stock log's select would cap each page at its section size).
@@ -297,12 +320,13 @@ class Follower(Application):
         try:
             while True:
                 for notification in notifications:
-                    process_event = ProcessEvent(Tracking(name, notification.id))
+                    process_event = ProcessEvent(Tracking(name, notification.id, previous))
                     policy(to_domain_event(notification), process_event)
                     events += process_event.events
                     tracking = process_event.tracking
                     count += 1
                     if count >= batch_size:
+                        previous = notification.id
                         pending.clear()
                         batch = (events, tracking, count)
                         # Taken: if recording it fails, the handler below
@@ -317,6 +341,10 @@ class Follower(Application):
                 if not select or len(notifications) < batch_size:  # type: ignore[arg-type]
                     break
                 notifications = select(notifications[-1].id + 1, batch_size)  # type: ignore[index]
+        except _Overtaken:
+            pending.clear()
+            self.processing = None
+            raise
         except Exception as error:
             # A batch retried one notification at a time has already said
             # which notification failed; otherwise it is this one.
@@ -343,14 +371,23 @@ class Follower(Application):
     def _pull_one_at_a_time(self, name: str) -> None:
         reader, mapper = self.readers[name]
         start = self._next_position(name)
+        previous = start - 1
         notification: Optional[Notification] = None
         try:
             for notification in reader.select(start=start):
                 self.processing = (name, notification.id)
                 domain_event = mapper.to_domain_event(notification)
-                process_event = ProcessEvent(Tracking(name, notification.id))
+                process_event = ProcessEvent(Tracking(name, notification.id, previous))
                 self.policy(domain_event, process_event)
-                self.record(process_event)
+                try:
+                    self.record(process_event)
+                except Exception as error:
+                    self._raise_if_overtaken(name, process_event.tracking, error)
+                    raise
+                previous = notification.id
+        except _Overtaken:
+            self.processing = None
+            raise
         except Exception as error:
             self._note_failure(
                 error, name, notification.id if notification is not None else None, start
@@ -375,6 +412,7 @@ class Follower(Application):
         try:
             self._put_tracked(events, tracking)
         except Exception as error:
+            self._raise_if_overtaken(name, tracking, error)
             if count == 1:
                 self._note_recording_failure(error, name, tracking)
                 raise
@@ -382,6 +420,26 @@ class Follower(Application):
             return True
         self.notify(events)
         return False
+
+    def _raise_if_overtaken(
+        self, name: str, tracking: Optional[Tracking], error: BaseException
+    ) -> None:
+        """After recording ``tracking``'s batch failed (writing nothing):
+        raises :class:`_Overtaken` if the stored position has moved past
+        the one the batch was read from, so the pull starts again from
+        there instead of reporting the error."""
+        previous = getattr(tracking, "previous_id", None)
+        if previous is None:
+            return
+        try:
+            found = self.recorder.max_tracking_id(name)
+        except Exception:
+            return
+        if found > previous:
+            self.tracking_book.learn(name, found)
+            raise _Overtaken(
+                f"{type(self).__name__} was overtaken at notification {found} of {name}"
+            ) from error
 
     def _note_recording_failure(
         self, error: BaseException, name: str, tracking: Optional[Tracking]

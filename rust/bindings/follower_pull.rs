@@ -270,12 +270,28 @@ fn pull(
     stock_pull: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
     if let Some((step, name)) = stock_step(py, follower, prompt, stock_pull)? {
-        if step.get().run(py, &name)? {
-            return Ok(());
+        match step.get().run(py, &name) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            // Another instance recorded from where the pull started: the
+            // follower's own pull_and_process pulls again until it is not.
+            Err(error) if is_overtaken(py, &step, &error)? => {}
+            Err(error) => return Err(error),
         }
     }
     follower.call_method1(intern!(py, "pull_and_process"), (prompt,))?;
     Ok(())
+}
+
+/// Whether `error` says a batch lost the race with another instance of
+/// the follower (system.py's `_Overtaken`), which is not a failure.
+fn is_overtaken(py: Python<'_>, step: &Bound<'_, FollowerPull>, error: &PyErr) -> PyResult<bool> {
+    let class = step
+        .get()
+        .process_events_module
+        .bind(py)
+        .getattr(intern!(py, "_Overtaken"))?;
+    error.value(py).is_instance(&class)
 }
 
 /// The follower's FollowerPull for the leader named by `prompt`, with the

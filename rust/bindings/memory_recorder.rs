@@ -64,14 +64,7 @@ pub fn insert_error_message(err: &InsertError) -> String {
             "two events at version {version} of aggregate {} in one insert",
             u128_to_hyphenated(*originator_id)
         ),
-        InsertError::TrackingNotAhead {
-            application_name,
-            notification_id,
-            last,
-        } => format!(
-            "notification {notification_id} of application '{application_name}' \
-             is already processed (last tracked id is {last})"
-        ),
+        InsertError::Tracking(refused) => refused.to_string(),
     }
 }
 
@@ -104,9 +97,7 @@ impl MemoryRecorder {
                 record: Arc::new(stored.unbind()),
             });
         }
-        let tracking = tracking
-            .as_ref()
-            .map(|t| (t.application_name.as_str(), t.notification_id));
+        let tracking = tracking.as_ref().map(|t| t.record());
         let kept: Vec<Py<PyAny>> = batch
             .iter()
             .map(|e| e.record.clone_ref(py).into_any())

@@ -222,6 +222,9 @@ impl PullKernel {
                     Tracking {
                         application_name: leader_name.to_owned(),
                         notification_id: id,
+                        // The batch is recorded only while the stored
+                        // position is still the one it was read from.
+                        previous_id: Some(position),
                     },
                 )?;
                 let process_event = if stock_process_event {

@@ -569,10 +569,11 @@ impl SqliteRecorder {
                 state: s.state.bind(py).as_bytes().to_vec(),
             });
         }
-        let tracking = tracking.map(|t| (t.application_name.clone(), t.notification_id));
+        // Frozen: readable without the GIL.
+        let tracking: Option<Py<Tracking>> = tracking.map(|t| t.into());
         py.detach(|| {
-            let tracking = tracking.as_ref().map(|(name, id)| (name.as_str(), *id));
-            self.inner.insert_events(&batch, tracking)
+            let record = tracking.as_ref().map(|t| t.get().record());
+            self.inner.insert_events(&batch, record)
         })
         .map_err(store_error)
     }

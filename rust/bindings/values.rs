@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
 use super::uuids::uuid_to_u128;
+use crate::core::tracking::TrackingRecord;
 
 #[pyclass(frozen, subclass, module = "eventsourcing_rs.persistence")]
 pub struct StoredEvent {
@@ -234,32 +235,56 @@ pub struct Tracking {
     pub application_name: String,
     #[pyo3(get)]
     pub notification_id: i64,
+    /// The follower's position for the leader when the batch holding this
+    /// notification was read: the record commits only while the stored
+    /// position is still this one (see `core::tracking::TrackingRecord`).
+    #[pyo3(get)]
+    pub previous_id: Option<i64>,
+}
+
+impl Tracking {
+    /// The record as the stores check it.
+    pub fn record(&self) -> TrackingRecord<'_> {
+        TrackingRecord {
+            application_name: &self.application_name,
+            notification_id: self.notification_id,
+            previous_id: self.previous_id,
+        }
+    }
 }
 
 #[pymethods]
 impl Tracking {
     #[new]
-    #[pyo3(signature = (application_name, notification_id))]
-    fn new(application_name: String, notification_id: i64) -> Self {
+    #[pyo3(signature = (application_name, notification_id, previous_id=None))]
+    fn new(application_name: String, notification_id: i64, previous_id: Option<i64>) -> Self {
         Tracking {
             application_name,
             notification_id,
+            previous_id,
         }
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let previous = match self.previous_id {
+            Some(id) => format!(", previous_id={id}"),
+            None => String::new(),
+        };
         Ok(format!(
-            "Tracking(application_name={}, notification_id={})",
+            "Tracking(application_name={}, notification_id={}{previous})",
             PyString::new(py, &self.application_name).repr()?,
             self.notification_id
         ))
     }
 
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String, i64))> {
+    #[allow(clippy::type_complexity)]
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, (String, i64, Option<i64>))> {
         let t = slf.get();
         Ok((
             slf.get_type().into_any(),
-            (t.application_name.clone(), t.notification_id),
+            (t.application_name.clone(), t.notification_id, t.previous_id),
         ))
     }
 }

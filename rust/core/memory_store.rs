@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
+use super::tracking::{TrackingRecord, TrackingRefused};
+
 /// Batches up to this size are checked for duplicate positions pairwise,
 /// without building a set: most inserts carry one or a few events.
 const PAIRWISE_CHECK_MAX: usize = 16;
@@ -20,12 +22,8 @@ pub enum InsertError {
     Conflict { originator_id: u128, version: i64 },
     /// The batch holds two events at one position.
     DuplicateInBatch { originator_id: u128, version: i64 },
-    /// The tracking record does not advance past the last one recorded.
-    TrackingNotAhead {
-        application_name: String,
-        notification_id: i64,
-        last: i64,
-    },
+    /// The tracking record was refused by the position check.
+    Tracking(TrackingRefused),
 }
 
 /// One event to insert: its position and the record to keep.
@@ -77,7 +75,7 @@ impl<T> MemoryStore<T> {
     pub fn check(
         &self,
         events: &[NewEvent<T>],
-        tracking: Option<(&str, i64)>,
+        tracking: Option<TrackingRecord<'_>>,
     ) -> Result<(), InsertError> {
         for (i, e) in events.iter().enumerate() {
             if self
@@ -112,15 +110,10 @@ impl<T> MemoryStore<T> {
                 }
             }
         }
-        if let Some((name, id)) = tracking {
-            let last = self.max_tracking_id(name);
-            if id <= last {
-                return Err(InsertError::TrackingNotAhead {
-                    application_name: name.to_string(),
-                    notification_id: id,
-                    last,
-                });
-            }
+        if let Some(record) = tracking {
+            record
+                .check(self.max_tracking_id(record.application_name))
+                .map_err(InsertError::Tracking)?;
         }
         Ok(())
     }
@@ -129,7 +122,7 @@ impl<T> MemoryStore<T> {
     pub fn insert(
         &mut self,
         events: Vec<NewEvent<T>>,
-        tracking: Option<(&str, i64)>,
+        tracking: Option<TrackingRecord<'_>>,
     ) -> Result<Vec<i64>, InsertError> {
         self.check(&events, tracking)?;
         let mut ids = Vec::with_capacity(events.len());
@@ -147,7 +140,12 @@ impl<T> MemoryStore<T> {
             self.records.push((e.originator_id, e.version, e.record));
             ids.push(position as i64 + 1);
         }
-        if let Some((name, id)) = tracking {
+        if let Some(TrackingRecord {
+            application_name: name,
+            notification_id: id,
+            ..
+        }) = tracking
+        {
             match self.tracking.get_mut(name) {
                 Some(last) => *last = id,
                 None => {
@@ -227,7 +225,10 @@ mod tests {
             s.insert(vec![ev(1, 1), ev(1, 2)], None).unwrap(),
             vec![1, 2]
         );
-        assert_eq!(s.insert(vec![ev(2, 1)], Some(("L", 5))).unwrap(), vec![3]);
+        assert_eq!(
+            s.insert(vec![ev(2, 1)], Some(("L", 5).into())).unwrap(),
+            vec![3]
+        );
         assert_eq!(
             s.insert(vec![ev(3, 1), ev(1, 2)], None),
             Err(InsertError::Conflict {
@@ -246,10 +247,24 @@ mod tests {
             Err(InsertError::DuplicateInBatch { .. })
         ));
         assert!(matches!(
-            s.insert(vec![ev(5, 1)], Some(("L", 5))),
-            Err(InsertError::TrackingNotAhead { last: 5, .. })
+            s.insert(vec![ev(5, 1)], Some(("L", 5).into())),
+            Err(InsertError::Tracking(TrackingRefused::NotAhead(_)))
         ));
-        assert_eq!(s.max_tracking_id("L"), 5);
+        // A batch 1..=10 read from position 0, after 1..=5 were recorded
+        // from it: refused whole.
+        assert!(matches!(
+            s.insert(vec![ev(5, 1)], Some(("L", 10, 0).into())),
+            Err(InsertError::Tracking(TrackingRefused::Moved {
+                last: 5,
+                ..
+            }))
+        ));
+        assert_eq!(s.max_notification_id(), 3);
+        assert_eq!(
+            s.insert(vec![ev(5, 1)], Some(("L", 10, 5).into())).unwrap(),
+            vec![4]
+        );
+        assert_eq!(s.max_tracking_id("L"), 10);
         assert_eq!(s.max_tracking_id("M"), 0);
         let q = EventQuery {
             gt: Some(1),
@@ -262,9 +277,9 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(s.select_events(1, q).len(), 1);
-        assert_eq!(s.select_notifications(0, 10).len(), 3);
+        assert_eq!(s.select_notifications(0, 10).len(), 4);
         assert_eq!(s.select_notifications(3, 10)[0].0, 3);
-        assert!(s.select_notifications(4, 10).is_empty());
+        assert!(s.select_notifications(5, 10).is_empty());
     }
 
     #[test]

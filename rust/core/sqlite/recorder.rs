@@ -17,6 +17,7 @@ use rusqlite::{ffi, params, Connection, Row};
 use super::datastore::{Datastore, Lease, Role};
 use super::error::{ErrorKind, StoreError, StoreResult};
 use crate::core::memory_store::EventQuery;
+use crate::core::tracking::TrackingRecord;
 
 /// The table of tracking records, shared by the process recorders of a
 /// database (the reference library names it so).
@@ -483,7 +484,7 @@ impl SqliteRecorder {
     pub fn insert_events(
         &self,
         events: &[EventRecord],
-        tracking: Option<(&str, i64)>,
+        tracking: Option<TrackingRecord<'_>>,
     ) -> StoreResult<Vec<i64>> {
         let tracking = tracking.filter(|_| self.kind == RecorderKind::Process);
         if events.len() > 1 {
@@ -503,21 +504,23 @@ impl SqliteRecorder {
             }
         }
         self.in_write_transaction(|conn| {
-            if let Some((name, id)) = tracking {
-                self.record_tracking(conn, name, id)?;
+            if let Some(record) = tracking {
+                self.record_tracking(conn, record)?;
             }
             self.write_events(conn, events)
         })
     }
 
-    fn record_tracking(&self, conn: &Connection, name: &str, id: i64) -> StoreResult<()> {
+    /// The position check, inside the write transaction (`BEGIN
+    /// IMMEDIATE`: no other writer between the read and the insert).
+    fn record_tracking(&self, conn: &Connection, record: TrackingRecord<'_>) -> StoreResult<()> {
+        let (name, id) = (record.application_name, record.notification_id);
         let last = self.read_max_tracking_id(conn, name)?;
-        if id <= last {
+        if let Err(refused) = record.check(last) {
             return Err(StoreError::new(
                 ErrorKind::Integrity,
                 format!(
-                    "notification {id} of application '{name}' is already processed \
-                     (last tracked id is {last}) according to {}",
+                    "{refused} according to {}",
                     self.where_table(TRACKING_TABLE)
                 ),
             ));

@@ -138,30 +138,61 @@ fn conflicts_write_nothing_and_name_the_event() {
 fn tracking_advances_with_the_events_or_not_at_all() {
     let r = recorder(":memory:", RecorderKind::Process);
     assert_eq!(r.max_tracking_id("up").unwrap(), 0);
-    r.insert_events(&[ev(1, 1)], Some(("up", 3))).unwrap();
+    r.insert_events(&[ev(1, 1)], Some(("up", 3).into()))
+        .unwrap();
     assert_eq!(r.max_tracking_id("up").unwrap(), 3);
     for stale in [3, 2] {
         let err = r
-            .insert_events(&[ev(1, 2)], Some(("up", stale)))
+            .insert_events(&[ev(1, 2)], Some(("up", stale).into()))
             .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Integrity);
         assert!(err.message.contains("already processed"), "{}", err.message);
     }
     assert_eq!(all(&r, 1), vec![1]);
     // A conflicting event refuses the tracking record too.
-    assert!(r.insert_events(&[ev(1, 1)], Some(("up", 4))).is_err());
+    assert!(r
+        .insert_events(&[ev(1, 1)], Some(("up", 4).into()))
+        .is_err());
     assert_eq!(r.max_tracking_id("up").unwrap(), 3);
-    r.insert_events(&[], Some(("up", 4))).unwrap();
-    r.insert_events(&[ev(1, 2)], Some(("other", 1))).unwrap();
+    r.insert_events(&[], Some(("up", 4).into())).unwrap();
+    r.insert_events(&[ev(1, 2)], Some(("other", 1).into()))
+        .unwrap();
     assert_eq!(r.max_tracking_id("up").unwrap(), 4);
     assert_eq!(r.max_tracking_id("other").unwrap(), 1);
+}
+
+#[test]
+fn a_batch_overlapping_a_recorded_one_is_refused_whole() {
+    let r = recorder(":memory:", RecorderKind::Process);
+    // One instance records 1..=5 from position 0.
+    r.insert_events(&[ev(1, 1)], Some(("up", 5, 0).into()))
+        .unwrap();
+    // The other read 1..=10 from position 0 too.
+    let err = r
+        .insert_events(&[ev(2, 1), ev(3, 1)], Some(("up", 10, 0).into()))
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Integrity);
+    assert!(
+        err.message.contains("processed from position 0"),
+        "{}",
+        err.message
+    );
+    assert_eq!(
+        all(&r, 1),
+        vec![1],
+        "nothing of the refused batch is written"
+    );
+    assert_eq!(r.max_tracking_id("up").unwrap(), 5);
+    r.insert_events(&[ev(2, 1)], Some(("up", 10, 5).into()))
+        .unwrap();
+    assert_eq!(r.max_tracking_id("up").unwrap(), 10);
 }
 
 #[test]
 fn aggregate_recorder_does_not_number_events() {
     let r = recorder(":memory:", RecorderKind::Aggregate);
     assert!(r
-        .insert_events(&[ev(1, 1), ev(1, 2)], Some(("x", 1)))
+        .insert_events(&[ev(1, 1), ev(1, 2)], Some(("x", 1).into()))
         .unwrap()
         .is_empty());
     assert_eq!(all(&r, 1), vec![1, 2]);
@@ -244,7 +275,8 @@ fn reads_and_writes_tables_made_by_the_reference_library() {
     assert_eq!(n[0].event.state, vec![1, 2]);
     assert_eq!(r.max_tracking_id("up").unwrap(), 5);
     assert_eq!(
-        r.insert_events(&[ev(0xab, 1)], Some(("up", 6))).unwrap(),
+        r.insert_events(&[ev(0xab, 1)], Some(("up", 6).into()))
+            .unwrap(),
         vec![2]
     );
     drop(r);
