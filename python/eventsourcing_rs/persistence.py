@@ -22,6 +22,7 @@ from typing import (
     Optional,
     Protocol,
     Sequence,
+    Tuple,
     Type,
     TypeVar,
     cast,
@@ -452,6 +453,14 @@ class _Tabled(Protocol):
 TTabled = TypeVar("TTabled", bound=_Tabled)
 
 
+# The reference's later versions select the store by module.
+PERSISTENCE_MODULE = "PERSISTENCE_MODULE"
+
+# Client libraries that a store's module imports, and the extra of this
+# package that installs each.
+_EXTRAS = {"psycopg": "postgres", "psycopg_pool": "postgres"}
+
+
 class InfrastructureFactory(ABC):
     """Builds an application's persistence from its environment."""
 
@@ -472,17 +481,49 @@ class InfrastructureFactory(ABC):
         """Returns the factory named by ``INFRASTRUCTURE_FACTORY`` (the
         in-memory one by default) for the named application."""
         env = env if env is not None else os.environ
-        topic = env.get(cls.TOPIC, DEFAULT_FACTORY_TOPIC)
+        topic, variable = cls._factory_topic(env)
         try:
             factory_cls = resolve_topic(topic)
-        except (ModuleNotFoundError, AttributeError, ValueError) as error:
+        except ModuleNotFoundError as error:
+            extra = _EXTRAS.get(error.name or "")
+            if extra is not None:
+                # The store's module is there, its client library is not.
+                raise EnvironmentError(
+                    f"{topic} (from {variable}) needs the package {error.name!r}: "
+                    f"install it with: pip install 'eventsourcing-rs[{extra}]'"
+                ) from error
             raise EnvironmentError(
                 f"Failed to resolve infrastructure factory topic: '{topic}' "
-                f"from environment variable '{cls.TOPIC}'"
+                f"from environment variable '{variable}'"
+            ) from error
+        except (AttributeError, ValueError) as error:
+            raise EnvironmentError(
+                f"Failed to resolve infrastructure factory topic: '{topic}' "
+                f"from environment variable '{variable}'"
             ) from error
         if not (isinstance(factory_cls, type) and issubclass(factory_cls, InfrastructureFactory)):
             raise AssertionError(f"Not an infrastructure factory: {topic}")
         return factory_cls(application_name=application_name, env=env)
+
+    @classmethod
+    def _factory_topic(cls, env: Mapping[str, str]) -> Tuple[str, str]:
+        """The factory's topic and the variable that named it.
+
+        ``PERSISTENCE_MODULE`` (the setting of the reference's later
+        versions: a module with a ``Factory``, such as
+        ``eventsourcing_rs.sqlite``) is accepted as an alias; naming a
+        different store in both variables is an error."""
+        topic = env.get(cls.TOPIC)
+        module = env.get(PERSISTENCE_MODULE)
+        if module:
+            aliased = module if ":" in module else f"{module}:Factory"
+            if topic and topic != aliased:
+                raise EnvironmentError(
+                    f"{cls.TOPIC}={topic!r} and {PERSISTENCE_MODULE}={module!r} "
+                    "name different stores: set one of them"
+                )
+            return aliased, PERSISTENCE_MODULE
+        return topic or DEFAULT_FACTORY_TOPIC, cls.TOPIC
 
     def __init__(self, application_name: str, env: Mapping[str, str]):
         self.application_name = application_name

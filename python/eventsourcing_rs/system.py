@@ -11,6 +11,7 @@ are the stock ones.
 
 from __future__ import annotations
 
+import logging
 import sys
 from abc import ABC, abstractmethod
 from collections import defaultdict
@@ -71,8 +72,16 @@ _PROCESS_EVENT_INIT = ProcessEvent.__init__
 
 
 class ProcessingError(Exception):
-    """A follower failed to process a notification. Nothing was recorded
-    for that notification; the original error is the ``__cause__``."""
+    """A follower's thread was ended by something that is not an
+    ``Exception`` (``SystemExit``, ``KeyboardInterrupt``), which is its
+    ``__cause__``: raised by a runner's ``stop()`` instead of it, so that
+    stopping a runner does not exit the caller.
+
+    A follower's ordinary error (a policy raising ``InsufficientStock``,
+    say) reaches the caller as itself, as in the reference, with these
+    same attributes set on it and a note (PEP 678) naming the
+    application, the leader and the notification.
+    """
 
     def __init__(
         self,
@@ -91,6 +100,9 @@ class ProcessingError(Exception):
         self.leader_name = leader_name
         self.notification_id = notification_id
         self.error = error
+
+
+_log = logging.getLogger("eventsourcing_rs")
 
 
 class _Overtaken(Exception):
@@ -677,21 +689,49 @@ class Runner(ABC):
         """Returns the running instance of an application class."""
 
 
-def _processing_error(follower: Follower, leader_name: str, error: Exception) -> ProcessingError:
+def _processing_error(follower: Follower, leader_name: str, error: BaseException) -> Exception:
+    """The follower's error as its caller sees it: the error itself, with
+    ``application_name``, ``leader_name`` and ``notification_id`` set on
+    it (the pull has added a note saying the same); an error that is not
+    an ``Exception`` comes inside a :class:`ProcessingError`."""
     position = follower.processing
     notification_id = position[1] if position and position[0] == leader_name else None
-    wrapped = ProcessingError(type(follower).__name__, leader_name, notification_id, error)
-    wrapped.__cause__ = error
-    return wrapped
+    application_name = type(follower).__name__
+    if not isinstance(error, Exception):
+        wrapped = ProcessingError(application_name, leader_name, notification_id, error)
+        wrapped.__cause__ = error
+        return wrapped
+    for attribute, value in (
+        ("application_name", application_name),
+        ("leader_name", leader_name),
+        ("notification_id", notification_id),
+    ):
+        try:
+            setattr(error, attribute, value)
+        except AttributeError:
+            # An error type with slots, or read-only properties of its
+            # own: the note still names all three.
+            pass
+    return error
 
 
-def _raise_first(errors: List[ProcessingError]) -> None:
+def _raise_first(errors: List[Exception]) -> None:
     """Raises the first error, if any, noting the others on it."""
     if errors:
         first = errors[0]
         for other in errors[1:]:
-            first.add_note(f"also: {other}")
+            first.add_note(f"also: {other!r} ({_where(other)})")
         raise first
+
+
+def _where(error: BaseException) -> str:
+    """Where an error from a follower came from, from its attributes."""
+    notification_id = getattr(error, "notification_id", None)
+    position = f"notification {notification_id}" if notification_id is not None else "notifications"
+    return (
+        f"{getattr(error, 'application_name', '?')} processing {position} "
+        f"from {getattr(error, 'leader_name', '?')}"
+    )
 
 
 def _behind(system: System, apps: Dict[str, Application], only: Optional[str] = None) -> List[str]:
@@ -714,9 +754,9 @@ class SingleThreadedRunner(Runner, Promptable):
     """Runs a system in the caller's thread: saving events in a leader
     processes them through its followers before ``save`` returns.
 
-    A follower's error propagates to the caller (as in the reference) as a
-    :class:`ProcessingError`, after the other followers have had their
-    turn; the runner stays usable, and the next prompt retries whatever the
+    A follower's error propagates to the caller as itself (as in the
+    reference), with attributes and a note naming the application, leader
+    and notification, after the other followers have had their turn; the runner stays usable, and the next prompt retries whatever the
     failed follower has not yet processed.
     """
 
@@ -759,7 +799,7 @@ class SingleThreadedRunner(Runner, Promptable):
         if self.is_prompting:
             return
         self.is_prompting = True
-        errors: List[ProcessingError] = []
+        errors: List[Exception] = []
         try:
             # Takes each queued name in turn and has its followers pull it,
             # collecting their errors, until the queue is empty (in Rust:
@@ -787,8 +827,10 @@ class MultiThreadedRunner(Runner):
     prompt queue.
 
     A follower whose processing fails stops its thread; the error is kept
-    in :attr:`errors` (as :class:`ProcessingError`, naming the application,
-    leader and notification) and :func:`stop` re-raises the first one.
+    in :attr:`errors` (as itself, with attributes and a note naming the
+    application, leader and notification; anything that is not an
+    ``Exception`` inside a :class:`ProcessingError`), logged on the
+    ``eventsourcing_rs`` logger, and :func:`stop` re-raises the first one.
     Nothing is recorded for the failed notification, so a runner started
     again after the cause is fixed processes it exactly once.
     """
@@ -844,7 +886,7 @@ class MultiThreadedRunner(Runner):
         _raise_first(self.errors)
 
     @property
-    def errors(self) -> List[ProcessingError]:
+    def errors(self) -> List[Exception]:
         """Errors that stopped follower threads, in thread order."""
         return [t.error for t in self.threads.values() if t.error is not None]
 
@@ -878,7 +920,7 @@ class MultiThreadedRunnerThread(Promptable, Thread):
         self.has_stopped = Event()
         self.has_errored = Event()
         self.is_running = Event()
-        self.error: Optional[ProcessingError] = None
+        self.error: Optional[Exception] = None
         self.start_error: Optional[Exception] = None
         self.app: Follower
         self._prompts = _core.PromptQueue()
@@ -907,17 +949,22 @@ class MultiThreadedRunnerThread(Promptable, Thread):
             self.has_stopped.set()
 
     def _loop(self) -> None:
-        while not self.is_stopping.is_set():
-            names = self._prompts.wait(self.POLL_INTERVAL)
-            if names is None or self.is_stopping.is_set():
-                return
-            for name in names:
-                try:
-                    self.app.pull_and_process(name)
-                except Exception as error:
-                    self.error = _processing_error(self.app, name, error)
-                    self.has_errored.set()
+        # Whatever ends the thread (an error, SystemExit, KeyboardInterrupt,
+        # a Rust panic) is kept for the runner and logged: none vanishes.
+        name = ""
+        try:
+            while not self.is_stopping.is_set():
+                names = self._prompts.wait(self.POLL_INTERVAL)
+                if names is None or self.is_stopping.is_set():
                     return
+                for name in names:
+                    self.app.pull_and_process(name)
+        except BaseException as error:
+            self.error = _processing_error(self.app, name, error)
+            self.has_errored.set()
+            _log.error(
+                "%s stopped: %s", self.app_class.__name__, _where(self.error), exc_info=error
+            )
 
     def receive_prompt(self, leader_name: str) -> None:
         self._prompts.put(leader_name)
