@@ -15,6 +15,7 @@ from eventsourcing_rs.domain import Aggregate, AggregateEvent, event
 from eventsourcing_rs.persistence import EventStore, Tracking
 from eventsourcing_rs.system import ProcessApplication, ProcessEvent
 
+from tests.cpython_switch import needs_shortcuts
 from tests.test_application import Account, Bank, clean_environ, open_account
 from tests.test_follower_pull import python_calls_during
 
@@ -33,6 +34,7 @@ def versions(app: Application) -> List[int]:
     return [n.originator_version for n in app.recorder.select_notifications(1, 100)]
 
 
+@needs_shortcuts
 def test_a_stock_application_saves_in_rust(store: str) -> None:
     app = Bank()
     account = open_account(app, credits=2)
@@ -161,6 +163,7 @@ def test_keyword_arguments_go_to_the_event_store() -> None:
     assert app.recorder.max_notification_id() == 2
 
 
+@needs_shortcuts
 def test_a_stock_save_calls_no_python_of_the_store_or_recorder() -> None:
     app = Bank()
     open_account(app)

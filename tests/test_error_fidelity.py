@@ -81,9 +81,7 @@ def test_single_threaded_runner_raises_the_policys_own_exception() -> None:
         "FidelityOrders",
         2,
     )
-    assert "while FidelityStock processed notification 2 from FidelityOrders" in (
-        caught.__notes__
-    )
+    assert "while FidelityStock processed notification 2 from FidelityOrders" in (caught.__notes__)
     # Nothing recorded for it; the runner goes on.
     stock = runner.get(FidelityStock)
     assert stock.recorder.max_tracking_id("FidelityOrders") == 1

@@ -16,11 +16,11 @@ from eventsourcing_rs.system import (
     Leader,
     ProcessApplication,
     ProcessEvent,
-    ProcessingError,
     SingleThreadedRunner,
     System,
 )
 
+from tests.cpython_switch import needs_shortcuts
 from tests.system_fixtures import PIPES, Order, Orders, Payments, Reservations, numbers
 
 
@@ -30,6 +30,7 @@ def start(pipes: Any = PIPES, runner_cls: Any = SingleThreadedRunner) -> Any:
     return runner
 
 
+@needs_shortcuts
 def test_stock_followers_are_pulled_in_rust_and_process_every_order() -> None:
     runner = start()
     orders = runner.get(Orders)
@@ -135,6 +136,7 @@ class CountingPulls(Reservations):
         super().pull_and_process(name)
 
 
+@needs_shortcuts
 def test_a_followers_own_pull_and_process_is_called_by_the_runner() -> None:
     CountingPulls.pulls = []
     runner = start([[Orders, CountingPulls, Payments]])
@@ -252,6 +254,7 @@ def python_calls_during(action: Any) -> List[str]:
     return called
 
 
+@needs_shortcuts
 def test_a_stock_pipeline_calls_no_python_of_the_runner_or_the_pull() -> None:
     runner = start()
     orders = runner.get(Orders)

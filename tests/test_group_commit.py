@@ -12,6 +12,8 @@ from eventsourcing_rs.domain import Aggregate, AggregateEvent, event
 from eventsourcing_rs.persistence import IntegrityError
 from eventsourcing_rs.system import ProcessApplication, ProcessEvent
 
+from tests.cpython_switch import needs_shortcuts
+
 TALLY_ID = uuid5(NAMESPACE_URL, "tally")
 
 
@@ -310,6 +312,7 @@ def test_a_batch_whose_insert_fails_once_is_recorded_exactly_once_on_retry() -> 
     assert policy_calls == list(range(10)) + list(range(25))
 
 
+@needs_shortcuts
 def test_a_followers_recorder_calls_are_kept_between_pulls_until_changed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -430,6 +433,7 @@ def test_a_follower_that_has_pulled_can_be_collected() -> None:
     assert ref() is None
 
 
+@needs_shortcuts
 def test_a_policy_that_breaks_its_tracking_record_adds_nothing_in_the_kernel() -> None:
     _, counter, _ = make(100, 3, spied=False)
     counting = counter.policy

@@ -9,6 +9,11 @@ from typing import Any
 import pytest
 from eventsourcing_rs._core import MethodGuard
 
+from tests.cpython_switch import needs_shortcuts
+
+# Without version tags a guard never holds (see tests/cpython_switch.py).
+pytestmark = needs_shortcuts
+
 
 class Base:
     def read(self) -> str:

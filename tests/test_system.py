@@ -16,7 +16,6 @@ from eventsourcing_rs.system import (
     MultiThreadedRunner,
     ProcessApplication,
     ProcessEvent,
-    ProcessingError,
     Runner,
     RunnerAlreadyStarted,
     SingleThreadedRunner,

@@ -373,6 +373,8 @@ class Follower(Application):
         except BaseException:
             # Interrupted (KeyboardInterrupt, say): nothing of the batch is
             # recorded, nor left pending; it is processed again next time.
+            if self.processing is None and notification is not None:
+                self.processing = (name, notification.id)
             pending.clear()
             raise
         pending.clear()

@@ -23,6 +23,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyTuple, PyType};
 use pyo3::{PyTraverseError, PyVisit};
 
+use super::cpython_internals::shortcuts_disabled;
+
 struct Watched {
     obj: Py<PyAny>,
     ty: Py<PyType>,
@@ -71,6 +73,9 @@ fn version_tags_usable(py: Python<'_>) -> PyResult<bool> {
 }
 
 fn interpreter_keeps_version_tags(py: Python<'_>) -> PyResult<bool> {
+    if shortcuts_disabled() {
+        return Ok(false);
+    }
     let sys = py.import("sys")?;
     let cpython = sys
         .getattr("implementation")?
@@ -107,14 +112,19 @@ fn instance_dict<'py>(obj: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
 }
 
 /// Whether dicts carry a version (`ma_version_tag`, changed on every
-/// change to a dict) here: CPython 3.11 to 3.13, after the object header
-/// and the item count.
+/// change to a dict) that follows an instance's attributes here: CPython
+/// 3.11 and 3.12, after the object header and the item count.
 static DICT_VERSIONS: PyOnceLock<bool> = PyOnceLock::new();
 
 fn dict_versions_kept(py: Python<'_>) -> bool {
     *DICT_VERSIONS.get_or_init(py, || {
         let version = py.version_info();
-        (version.major, version.minor) >= (3, 11) && (version.major, version.minor) <= (3, 13)
+        // Not 3.13: an instance whose attributes are kept inline has them
+        // written in place (STORE_ATTR specialised on inline values)
+        // without the version of its materialised dict changing.
+        !shortcuts_disabled()
+            && (version.major, version.minor) >= (3, 11)
+            && (version.major, version.minor) <= (3, 12)
     })
 }
 
@@ -125,7 +135,7 @@ fn dict_version(dict: &Bound<'_, PyDict>) -> u64 {
     }
     let offset =
         std::mem::size_of::<pyo3::ffi::PyObject>() + std::mem::size_of::<pyo3::ffi::Py_ssize_t>();
-    // SAFETY: on CPython 3.11-3.13 (checked above; guards are not used on
+    // SAFETY: on CPython 3.11 and 3.12 (checked above; guards are not used on
     // free-threaded builds, whose object header differs) a dict object is
     // its header, `Py_ssize_t ma_used`, then `uint64_t ma_version_tag`,
     // which is read here, not written.

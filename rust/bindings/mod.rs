@@ -1,6 +1,7 @@
 //! The thin PyO3 layer over `crate::core`.
 
 pub mod application_save;
+pub mod cpython_internals;
 pub mod errors;
 pub mod follower_pull;
 pub mod key_cache;

@@ -11,6 +11,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyCFunction, PyDateTime, PyDict, PyModule, PyTuple, PyType, PyTzInfo};
 use pyo3::PyTypeInfo;
 
+use super::cpython_internals::shortcuts_disabled;
 use crate::core::datetime_iso::{utc_from_unix_micros, DateTimeFields};
 
 /// `object.__new__(cls)` (refusing abstract classes as it does) with
@@ -44,13 +45,41 @@ pub fn new_with_dict<'py>(
             py,
             object_new(cls.as_type_ptr(), no_args.as_ptr(), std::ptr::null_mut()),
         )?;
-        if pyo3::ffi::PyObject_GenericSetDict(obj.as_ptr(), state.as_ptr(), std::ptr::null_mut())
-            != 0
-        {
-            return Err(PyErr::fetch(py));
-        }
+        set_dict(&obj, state)?;
         Ok(obj)
     }
+}
+
+/// `obj.__dict__ = state`. Through `PyObject_GenericSetDict` where that is
+/// what the assignment does (CPython 3.11 and 3.12); from 3.13, where
+/// instances keep their attributes inline until a dict is asked for, that
+/// function replaces the dict pointer but leaves the inline values in
+/// charge (so the attributes would not be found), and the assignment
+/// itself is made instead, as Python code makes it.
+fn set_dict(obj: &Bound<'_, PyAny>, state: &Bound<'_, PyDict>) -> PyResult<()> {
+    let py = obj.py();
+    if py.version_info() >= (3, 13) || shortcuts_disabled() {
+        // object.__setattr__(obj, "__dict__", state): the type's own
+        // `__dict__` setter, past any __setattr__ (a frozen dataclass's).
+        let name = pyo3::intern!(py, "__dict__");
+        // SAFETY: live objects; the call takes its own references.
+        let status = unsafe {
+            pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), state.as_ptr())
+        };
+        if status != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        return Ok(());
+    }
+    // SAFETY: a live object and a dict; the call checks both and takes
+    // its own reference to the dict.
+    let status = unsafe {
+        pyo3::ffi::PyObject_GenericSetDict(obj.as_ptr(), state.as_ptr(), std::ptr::null_mut())
+    };
+    if status != 0 {
+        return Err(PyErr::fetch(py));
+    }
+    Ok(())
 }
 
 /// The `tp_new` CPython gives classes that define `__new__` in Python.

@@ -4,6 +4,8 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
+
+use super::cpython_internals::shortcuts_disabled;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
@@ -62,6 +64,9 @@ static SLOT_OFFSETS: PyOnceLock<Option<SlotOffsets>> = PyOnceLock::new();
 fn slot_offsets(py: Python<'_>, cls: &Bound<'_, PyType>) -> PyResult<Option<SlotOffsets>> {
     SLOT_OFFSETS
         .get_or_try_init(py, || {
+            if shortcuts_disabled() {
+                return Ok(None);
+            }
             let member_type = py.import("types")?.getattr("MemberDescriptorType")?;
             let offset = |name: &str| -> PyResult<Option<isize>> {
                 let Ok(descr) = cls.getattr("__dict__")?.get_item(name) else {
