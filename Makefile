@@ -9,7 +9,7 @@ PIP := $(PY) -m pip
 PYLIBDIR := $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR"))')
 CARGO_ENV := PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PYLIBDIR)
 
-.PHONY: all setup develop run test lint rust-test pytest conformance pg pg-stop bench compare clean
+.PHONY: all setup develop run test lint rust-test pytest conformance pythons pg pg-stop bench compare clean wheels
 
 all: test
 
@@ -55,7 +55,16 @@ pytest: setup pg
 conformance: setup pg
 	$(PY) tests/conformance/run.py --require-postgres
 
-test: setup lint rust-test pytest conformance
+# The test suite (also with the CPython-internal shortcuts off), the
+# benchmarks untimed and the conformance suite, on CPython 3.11, 3.12 and
+# 3.13, each built on its own; prints which versions ran.
+pythons: setup pg
+	$(PY) tests/each_python.py
+
+# Stops the PostgreSQL server it started, whether the checks pass or not.
+test: setup lint rust-test
+	$(MAKE) pg
+	status=0; $(MAKE) pythons || status=$$?; $(MAKE) pg-stop; exit $$status
 
 bench: setup
 	$(PY) -m pytest benches -q --benchmark-only

@@ -758,8 +758,9 @@ class SingleThreadedRunner(Runner, Promptable):
 
     A follower's error propagates to the caller as itself (as in the
     reference), with attributes and a note naming the application, leader
-    and notification, after the other followers have had their turn; the runner stays usable, and the next prompt retries whatever the
-    failed follower has not yet processed.
+    and notification, after the other followers have had their turn; the
+    runner stays usable, and the next prompt retries whatever the failed
+    follower has not yet processed.
     """
 
     def __init__(self, system: System):

@@ -145,6 +145,18 @@ pub struct SqliteTransaction {
 }
 
 impl SqliteTransaction {
+    /// The error for a transaction used in a child forked while it was
+    /// open; the child's copy of it is ended, so the child's own
+    /// connections can write.
+    fn refuse_inherited(&self, lease: Lease) -> PyErr {
+        drop(lease);
+        self.store.adopt_after_fork();
+        ProgrammingError::new_err(
+            "this transaction was opened before the process forked: it belongs to the \
+             parent process, and is neither used nor committed in the child",
+        )
+    }
+
     /// Takes the connection out of the transaction for one statement.
     fn take_lease(&self) -> PyResult<Lease> {
         let mut state = self.state.lock();
@@ -154,6 +166,10 @@ impl SqliteTransaction {
             ));
         }
         match state.lease.take() {
+            Some(lease) if !lease.is_of_this_process() => {
+                drop(state);
+                Err(self.refuse_inherited(lease))
+            }
             Some(lease) => {
                 state.busy = true;
                 Ok(lease)
@@ -338,6 +354,11 @@ impl SqliteTransaction {
         let Some(lease) = lease else {
             return Ok(false);
         };
+        if !lease.is_of_this_process() {
+            // Never committed (nor rolled back) by the child: the parent
+            // commits its own transaction.
+            return Err(self.refuse_inherited(lease));
+        }
         py.detach(move || {
             if commit {
                 if let Err(err) = lease.execute_batch("COMMIT") {

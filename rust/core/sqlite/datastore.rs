@@ -109,6 +109,10 @@ struct Inner {
     memory: bool,
     lock_timeout: Duration,
     pool: Mutex<Pool>,
+    /// The raw handles of the connections leased out, so that a forked
+    /// child can end the transactions it inherited (see
+    /// `Inner::adopt_after_fork`).
+    leased: Mutex<Vec<usize>>,
     writer_returned: Condvar,
     journal_mode_wal: AtomicBool,
     changed_to_wal: AtomicBool,
@@ -152,6 +156,7 @@ impl Datastore {
                     writer: Writer::Absent,
                     readers: Vec::new(),
                 }),
+                leased: Mutex::new(Vec::new()),
                 writer_returned: Condvar::new(),
                 journal_mode_wal: AtomicBool::new(false),
                 changed_to_wal: AtomicBool::new(false),
@@ -248,6 +253,14 @@ impl Datastore {
         }
     }
 
+    /// Takes the pool over in a forked child, if this is one (ending the
+    /// child's copy of a write transaction the parent had open); done
+    /// anyway by the next lease.
+    pub fn adopt_after_fork(&self) {
+        let mut pool = self.inner.pool.lock();
+        self.inner.adopt_after_fork(&mut pool, process_epoch());
+    }
+
     /// Closes every idle connection; leased ones close when returned. An
     /// in-memory database is gone once its connection is closed.
     pub fn close_all(&self) {
@@ -265,6 +278,7 @@ impl Datastore {
     }
 
     fn wrap(&self, conn: Connection, writer: bool, generation: u64, epoch: u64) -> Lease {
+        self.inner.leased.lock().push(raw_handle(&conn));
         Lease {
             store: self.inner.clone(),
             conn: Some(conn),
@@ -275,11 +289,45 @@ impl Datastore {
     }
 }
 
+/// A connection's raw handle, as a number (kept to identify it, and to end
+/// its transaction in a forked child).
+fn raw_handle(conn: &Connection) -> usize {
+    // SAFETY: only the pointer's value is taken.
+    unsafe { conn.handle() as usize }
+}
+
 impl Inner {
     fn adopt_after_fork(&self, pool: &mut Pool, epoch: u64) {
         if pool.epoch != epoch {
             pool.epoch = epoch;
             pool.generation += 1;
+            let inherited = std::mem::take(&mut *self.leased.lock());
+            for handle in inherited {
+                // The parent had a transaction open when it forked.
+                // SQLite keeps, per process, which of its connections hold
+                // which locks: the child's copy says this one still holds
+                // the write lock, which would keep every new connection of
+                // the child waiting for it. Rolling the child's copy back
+                // clears that (the parent's own transaction and locks are
+                // its own, untouched); the connection is then left alone,
+                // as the parent's.
+                // SAFETY: the handle is of a connection that is still
+                // open (its lease forgets it, never closes it, in another
+                // process epoch), and in the child no other thread can be
+                // using it.
+                unsafe {
+                    let db = handle as *mut rusqlite::ffi::sqlite3;
+                    if rusqlite::ffi::sqlite3_get_autocommit(db) == 0 {
+                        rusqlite::ffi::sqlite3_exec(
+                            db,
+                            c"ROLLBACK".as_ptr(),
+                            None,
+                            std::ptr::null_mut(),
+                            std::ptr::null_mut(),
+                        );
+                    }
+                }
+            }
             if let Writer::Idle(conn) = std::mem::replace(&mut pool.writer, Writer::Absent) {
                 std::mem::forget(conn);
             }
@@ -367,6 +415,12 @@ impl Lease {
         self.store.name_for_messages()
     }
 
+    /// Whether the lease was taken in this process (not inherited
+    /// through a fork, when its connection is the parent's).
+    pub fn is_of_this_process(&self) -> bool {
+        self.epoch == process_epoch()
+    }
+
     pub fn lock_timeout(&self) -> Duration {
         self.store.lock_timeout
     }
@@ -390,6 +444,13 @@ impl Drop for Lease {
             // Leased before a fork: the connection is the parent's.
             std::mem::forget(conn);
             return;
+        }
+        let handle = raw_handle(&conn);
+        {
+            let mut leased = self.store.leased.lock();
+            if let Some(at) = leased.iter().position(|&h| h == handle) {
+                leased.swap_remove(at);
+            }
         }
         // A transaction left open (a caller's, abandoned) must not leak
         // into the next lease.
