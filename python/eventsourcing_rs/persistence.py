@@ -289,6 +289,13 @@ class Mapper(Generic[TDomainEvent]):
                 data = self.compressor.decompress(data)
             state = self.transcoder.decode(data)
             cls = resolve_topic(stored.topic)
+            if not (isinstance(cls, type) and issubclass(cls, DomainEvent)):
+                # Whoever can write a row must not be able to make the
+                # application construct an arbitrary object.
+                raise DataError(
+                    f"topic '{stored.topic}' names {cls!r}, which is not a domain "
+                    "event class: refused"
+                )
         except Exception as error:
             error.add_note(
                 f"while reading stored event {stored.originator_version} of "
@@ -303,7 +310,6 @@ class Mapper(Generic[TDomainEvent]):
             )
         state["originator_id"] = stored.originator_id
         state["originator_version"] = stored.originator_version
-        assert issubclass(cls, DomainEvent), cls
         version = state.pop("class_version", 1)
         target = getattr(cls, "class_version", 1)
         while version < target:
@@ -461,6 +467,23 @@ PERSISTENCE_MODULE = "PERSISTENCE_MODULE"
 _EXTRAS = {"psycopg": "postgres", "psycopg_pool": "postgres"}
 
 
+class NotificationPage(List[Notification]):
+    """Notifications read up to a stored row that could not be read (a
+    NULL version, say): ``select_notifications`` gives the rows before it
+    in one of these, with that row's error (naming its notification id and
+    column) as ``stopped_by``, so a reader processes them and then raises
+    it. A page with no bad row is a plain list."""
+
+    stopped_by: Optional[BaseException] = None
+
+
+class InvalidSetting(EnvironmentError, ValueError):
+    """An environment variable's value is not one its setting takes. An
+    ``EnvironmentError`` (as 9.1 raises for a bad timeout) and a
+    ``ValueError`` (as 9.1 raises for a bad truth value), so code catching
+    either goes on working."""
+
+
 class InfrastructureFactory(ABC):
     """Builds an application's persistence from its environment."""
 
@@ -593,14 +616,60 @@ class InfrastructureFactory(ABC):
 
     def is_snapshotting_enabled(self) -> bool:
         """Whether ``IS_SNAPSHOTTING_ENABLED`` is true (it is off by default)."""
-        value = self.getenv(self.IS_SNAPSHOTTING_ENABLED, "no") or "no"
-        return bool(strtobool(value))
+        return self.env_flag(self.IS_SNAPSHOTTING_ENABLED, False)
 
     def env_create_table(self) -> bool:
         """Whether ``CREATE_TABLE`` asks recorders of database tables to
         create them (it does unless set to a false value)."""
-        value = self.getenv(self.CREATE_TABLE, "yes") or "yes"
-        return bool(strtobool(value))
+        return self.env_flag(self.CREATE_TABLE, True)
+
+    def _variable(self, key: str) -> str:
+        """The name of the variable that gives ``key`` its value."""
+        prefixed = f"{self.application_name.upper()}_{key}"
+        return prefixed if self.application_name and prefixed in self.env else key
+
+    def env_flag(self, key: str, default: bool) -> bool:
+        """A truth value (``yes``/``no``, ``true``/``false``, ``1``/``0``,
+        ...); empty or unset means ``default``."""
+        value = (self.getenv(key) or "").strip()
+        if not value:
+            return default
+        try:
+            return bool(strtobool(value))
+        except ValueError:
+            raise InvalidSetting(
+                f"{self._variable(key)}={value!r} is not a truth value "
+                "(expected yes or no, true or false, on or off, 1 or 0)"
+            ) from None
+
+    def env_seconds(
+        self, key: str, maximum: float, *, whole: bool = False, store: str = ""
+    ) -> Optional[float]:
+        """A duration in seconds, from 0 to ``maximum`` (a whole number if
+        ``whole``); None when empty or unset. ``store`` names the store in
+        the message for a value that is no number (worded as 9.1's)."""
+        value = (self.getenv(key) or "").strip()
+        if not value:
+            return None
+        kind = "a whole number of seconds" if whole else "a number of seconds"
+        try:
+            # Digits only, before converting: int() of a thousand digits
+            # is slow, and float() of one overflows.
+            if whole and not value.lstrip("+-").isdigit():
+                raise ValueError(value)
+            seconds = float(int(value)) if whole and len(value) < 20 else float(value)
+        except (ValueError, OverflowError):
+            expected = "an int" if whole else "a float"
+            raise InvalidSetting(
+                f"{store} environment value for key '{key}' is invalid. If set, "
+                f"{expected} or empty string is expected: '{value}'"
+            ) from None
+        if not 0 <= seconds <= maximum:  # also refuses nan
+            raise InvalidSetting(
+                f"{self._variable(key)}={value!r} is out of range: expected {kind} "
+                f"from 0 to {maximum:g}"
+            )
+        return seconds
 
     def _with_tables(self, recorder: TTabled) -> TTabled:
         """``recorder``, its tables created first if ``CREATE_TABLE`` asks."""
@@ -610,6 +679,8 @@ class InfrastructureFactory(ABC):
 
 
 __all__ = [
+    "InvalidSetting",
+    "NotificationPage",
     "AggregateRecorder",
     "ApplicationRecorder",
     "Cipher",

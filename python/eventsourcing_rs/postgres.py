@@ -45,6 +45,7 @@ from eventsourcing_rs.persistence import (
     IntegrityError,
     InterfaceError,
     InternalError,
+    InvalidSetting,
     Notification,
     NotSupportedError,
     OperationalError,
@@ -54,7 +55,6 @@ from eventsourcing_rs.persistence import (
     StoredEvent,
     Tracking,
 )
-from eventsourcing_rs.utils import strtobool
 
 T = TypeVar("T")
 
@@ -1072,6 +1072,12 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
         )
 
 
+# The longest timeout the server takes (2**31 - 1 milliseconds), and the
+# longest connection age (a year).
+_MAX_SERVER_TIMEOUT = (2**31 - 1) / 1000
+_MAX_SECONDS = 366 * 86400.0
+
+
 class Factory(InfrastructureFactory):
     """Builds PostgreSQL recorders from the environment.
 
@@ -1101,23 +1107,27 @@ class Factory(InfrastructureFactory):
         super().__init__(application_name, env)
         dbname = self._required(self.POSTGRES_DBNAME, "database name")
         host = self._required(self.POSTGRES_HOST, "host")
-        port = self.getenv(self.POSTGRES_PORT) or "5432"
+        port = (self.getenv(self.POSTGRES_PORT) or "5432").strip()
+        if not (port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536):
+            raise InvalidSetting(
+                f"{self._variable(self.POSTGRES_PORT)}={port!r} is not a port number (1 to 65535)"
+            )
         user = self._required(self.POSTGRES_USER, "user")
         password = self._required(self.POSTGRES_PASSWORD, "password")
-        conn_max_age_text = self.getenv(self.POSTGRES_CONN_MAX_AGE) or ""
-        conn_max_age = (
-            self._seconds(self.POSTGRES_CONN_MAX_AGE, conn_max_age_text)
-            if conn_max_age_text
-            else None
+        conn_max_age = self.env_seconds(self.POSTGRES_CONN_MAX_AGE, _MAX_SECONDS, store="Postgres")
+        pre_ping = self.env_flag(self.POSTGRES_PRE_PING, False)
+        # The server takes these in milliseconds, as a 32-bit integer.
+        lock_timeout = (
+            self.env_seconds(self.POSTGRES_LOCK_TIMEOUT, _MAX_SERVER_TIMEOUT, store="Postgres")
+            or 0.0
         )
-        pre_ping = bool(strtobool(self.getenv(self.POSTGRES_PRE_PING) or "no"))
-        lock_timeout = self._seconds(
-            self.POSTGRES_LOCK_TIMEOUT,
-            self.getenv(self.POSTGRES_LOCK_TIMEOUT) or "0",
-        )
-        idle_timeout = self._seconds(
-            self.POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
-            self.getenv(self.POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT) or "0",
+        idle_timeout = (
+            self.env_seconds(
+                self.POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                _MAX_SERVER_TIMEOUT,
+                store="Postgres",
+            )
+            or 0.0
         )
         self.datastore = PostgresDatastore(
             dbname=dbname,
@@ -1136,16 +1146,6 @@ class Factory(InfrastructureFactory):
         if value is None:
             raise EnvironmentError(f"Postgres {what} not found in environment with key '{key}'")
         return value
-
-    @staticmethod
-    def _seconds(key: str, text: str) -> float:
-        try:
-            return float(text)
-        except ValueError:
-            raise EnvironmentError(
-                f"Postgres environment value for key '{key}' is invalid. "
-                f"If set, a float or empty string is expected: '{text}'"
-            ) from None
 
     def _table_prefix(self, default: str) -> str:
         return self.application_name.lower() or default

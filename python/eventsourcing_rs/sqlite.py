@@ -141,17 +141,11 @@ class Factory(InfrastructureFactory):
             raise EnvironmentError(
                 f"SQLite database name not found in environment with key '{self.SQLITE_DBNAME}'"
             )
-        timeout_text = (self.getenv(self.SQLITE_LOCK_TIMEOUT) or "").strip()
-        lock_timeout: Optional[int] = None
-        if timeout_text:
-            try:
-                lock_timeout = int(timeout_text)
-            except ValueError:
-                raise EnvironmentError(
-                    f"SQLite environment value for key '{self.SQLITE_LOCK_TIMEOUT}' "
-                    "is invalid. If set, an int or empty string is expected: "
-                    f"'{timeout_text}'"
-                ) from None
+        # Whole seconds, as 9.1 takes them; up to a year.
+        seconds = self.env_seconds(
+            self.SQLITE_LOCK_TIMEOUT, 366 * 86400, whole=True, store="SQLite"
+        )
+        lock_timeout = int(seconds) if seconds is not None else None
         self.datastore = SQLiteDatastore(db_name=db_name, lock_timeout=lock_timeout)
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:

@@ -349,6 +349,12 @@ class Follower(Application):
                             # went on to the end of the log: nothing is left.
                             self.processing = None
                             return
+                stopped_by = getattr(notifications, "stopped_by", None)
+                if stopped_by is not None:
+                    # The page stopped at a row that could not be read:
+                    # what came before it is recorded, and its error raised.
+                    self._note_failure(stopped_by, name, None, None)
+                    raise stopped_by
                 # A short page is the end of the log for now.
                 if not select or len(notifications) < batch_size:  # type: ignore[arg-type]
                     break
@@ -387,8 +393,14 @@ class Follower(Application):
         start = self._next_position(name)
         previous = start - 1
         notification: Optional[Notification] = None
+        rows = reader.select(start=start)
         try:
-            for notification in reader.select(start=start):
+            while True:
+                # None while a row is read: an error reading one names it.
+                notification = self.processing = None
+                notification = next(rows, None)
+                if notification is None:
+                    break
                 self.processing = (name, notification.id)
                 domain_event = mapper.to_domain_event(notification)
                 process_event = ProcessEvent(Tracking(name, notification.id, previous))
@@ -482,6 +494,12 @@ class Follower(Application):
         notification_id: Optional[int],
         start: Optional[int],
     ) -> None:
+        if notification_id is None:
+            # A row of the leader's that could not be read says which.
+            stored_at = getattr(error, "notification_id", None)
+            if isinstance(stored_at, int):
+                notification_id = stored_at
+                self.processing = (name, stored_at)
         if notification_id is not None:
             where = f"notification {notification_id}"
         elif start is not None:

@@ -112,6 +112,7 @@ impl EventMapper {
             Some(cls) => cls,
             None => self.resolve_topic.bind(py).call1((topic,))?,
         };
+        refuse_other_than_domain_events(py, &cls, topic)?;
         let version = self.class_info(&cls)?.class_version;
         Ok((cls, version))
     }
@@ -145,6 +146,37 @@ impl EventMapper {
             ))
         })
     }
+}
+
+/// `eventsourcing_rs.domain.DomainEvent`, looked up once.
+static DOMAIN_EVENT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// Refuses a topic that names anything but a domain event class: whoever
+/// can write a row must not be able to make an application construct an
+/// arbitrary object (`subprocess:Popen`, say) from its state.
+fn refuse_other_than_domain_events(
+    py: Python<'_>,
+    cls: &Bound<'_, PyAny>,
+    topic: &Bound<'_, PyString>,
+) -> PyResult<()> {
+    let domain_event = DOMAIN_EVENT.get_or_try_init(py, || {
+        py.import("eventsourcing_rs.domain")?
+            .getattr("DomainEvent")?
+            .cast_into::<PyType>()
+            .map(Bound::unbind)
+            .map_err(PyErr::from)
+    })?;
+    let is_event = match cls.cast::<PyType>() {
+        Ok(cls) => cls.is_subclass(domain_event.bind(py))?,
+        Err(_) => false,
+    };
+    if is_event {
+        return Ok(());
+    }
+    Err(DataError::new_err(format!(
+        "topic '{topic}' names {}, which is not a domain event class: refused",
+        cls.repr()?
+    )))
 }
 
 #[pymethods]

@@ -35,12 +35,14 @@ impl PromptQueue {
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Vec<String>>> {
         let timeout = match timeout {
-            Some(t) if !(t >= 0.0 && t.is_finite()) => {
+            Some(t) if t.is_nan() || t < 0.0 => {
                 return Err(pyo3::exceptions::PyValueError::new_err(format!(
                     "timeout must be a non-negative number of seconds, got {t}"
                 )))
             }
-            Some(t) => Some(Duration::from_secs_f64(t)),
+            // Infinite, or longer than a Duration holds (or than anyone
+            // waits): no timeout, rather than a panic converting it.
+            Some(t) => Duration::try_from_secs_f64(t).ok(),
             None => None,
         };
         let taken = py.detach(|| self.queue.wait_take(timeout));

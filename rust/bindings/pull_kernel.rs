@@ -15,9 +15,9 @@ use super::mapper::EventMapper;
 use super::memory_recorder::MemoryRecorder;
 use super::method_guard::MethodGuard;
 use super::objects::new_with_dict;
-use super::sqlite_recorder::SqliteRecorder;
+use super::sqlite_recorder::{NotificationRows, SqliteRecorder};
 use super::tracking::TrackingBook;
-use super::values::{StoredEvent, Tracking};
+use super::values::Tracking;
 
 /// A Rust process or application recorder.
 pub enum Recorder {
@@ -59,9 +59,9 @@ impl Recorder {
         py: Python<'py>,
         start: i64,
         limit: usize,
-    ) -> PyResult<Vec<(i64, Bound<'py, StoredEvent>)>> {
+    ) -> PyResult<NotificationRows<'py>> {
         match self {
-            Recorder::Memory(r) => Ok(r.get().notification_rows(py, start, limit)),
+            Recorder::Memory(r) => Ok((r.get().notification_rows(py, start, limit), None)),
             Recorder::Sqlite(r) => r.get().notification_rows(py, start, limit),
         }
     }
@@ -210,7 +210,7 @@ impl PullKernel {
         let book = self.book.get();
         let position = self.follower.max_tracking_id(py, leader_name)?;
         book.learn(leader_name, position);
-        let page = self.leader.notification_rows(py, position + 1, limit)?;
+        let (page, stopped_by) = self.leader.notification_rows(py, position + 1, limit)?;
         let decoder = self.decoder.get();
         let mut tracking: Option<Bound<'_, Tracking>> = None;
         let mut count = 0;
@@ -268,6 +268,23 @@ impl PullKernel {
                     });
                 }
             }
+        }
+        if let Some(error) = stopped_by {
+            // A row after these could not be read: they are recorded as
+            // if a policy had failed at it, and its error raised.
+            let failed_id = error
+                .value(py)
+                .getattr(pyo3::intern!(py, "notification_id"))
+                .and_then(|id| id.extract::<i64>())
+                .ok();
+            return Ok(PageOutcome {
+                page: page.len(),
+                count,
+                tracking,
+                failed_id: failed_id.or(Some(0)),
+                error: Some(error),
+                recorded: false,
+            });
         }
         let Some(tracking) = tracking else {
             return Ok(PageOutcome {

@@ -52,6 +52,8 @@ pub struct SelectReader {
     limit: u64,
     buffer: VecDeque<Py<PyAny>>,
     exhausted: bool,
+    /// The error of a row the log's last page stopped at.
+    stopped_by: Option<PyErr>,
 }
 
 #[pymethods]
@@ -64,6 +66,7 @@ impl SelectReader {
             limit: check_section_size(section_size)?,
             buffer: VecDeque::new(),
             exhausted: false,
+            stopped_by: None,
         })
     }
 
@@ -88,11 +91,29 @@ impl SelectReader {
             if count < self.limit {
                 self.exhausted = true;
             }
+            // A page that stopped at a row it could not read: its error
+            // is raised once the rows before it are taken.
+            let plain = page.is_exact_instance_of::<pyo3::types::PyList>();
+            if let Some(error) = (!plain)
+                .then(|| page.getattr(intern!(py, "stopped_by")).ok())
+                .flatten()
+            {
+                if !error.is_none() {
+                    self.exhausted = true;
+                    self.stopped_by = Some(PyErr::from_value(error));
+                }
+            }
             if let Some(id) = last_id {
                 self.next_start = id + 1;
             }
         }
-        Ok(self.buffer.pop_front())
+        match self.buffer.pop_front() {
+            Some(item) => Ok(Some(item)),
+            None => match self.stopped_by.take() {
+                Some(error) => Err(error),
+                None => Ok(None),
+            },
+        }
     }
 }
 

@@ -31,7 +31,7 @@ use crate::core::sqlite::{
 /// The exception of the persistence hierarchy for a store error.
 pub fn store_error(err: StoreError) -> PyErr {
     let message = err.message;
-    match err.kind {
+    let error = match err.kind {
         ErrorKind::Interface => InterfaceError::new_err(message),
         ErrorKind::Database => DatabaseError::new_err(message),
         ErrorKind::Data => DataError::new_err(message),
@@ -40,7 +40,14 @@ pub fn store_error(err: StoreError) -> PyErr {
         ErrorKind::Internal => InternalError::new_err(message),
         ErrorKind::Programming => ProgrammingError::new_err(message),
         ErrorKind::NotSupported => NotSupportedError::new_err(message),
+    };
+    if let Some(id) = err.notification_id {
+        // Read by a follower, to say which notification it stopped at.
+        Python::attach(|py| {
+            let _ = error.value(py).setattr("notification_id", id);
+        });
     }
+    error
 }
 
 #[pyclass(frozen, name = "SQLiteDatastore", module = "eventsourcing_rs._core")]
@@ -471,10 +478,11 @@ impl SqliteRecorder {
         start: i64,
         limit: usize,
         mut each: impl FnMut(i64, StoredEvent) -> PyResult<()>,
-    ) -> PyResult<()> {
-        let rows = py
+    ) -> PyResult<Option<PyErr>> {
+        let mut rows = py
             .detach(|| self.inner.select_notification_rows(start, limit))
             .map_err(store_error)?;
+        let stopped_by = rows.stopped_by.take().map(store_error);
         let topics = topic_strings(py, &rows);
         // An aggregate's events are usually recorded, so read, together:
         // consecutive rows of one originator share its UUID object.
@@ -498,7 +506,7 @@ impl SqliteRecorder {
             );
             each(row.id, event)?;
         }
-        Ok(())
+        Ok(stopped_by)
     }
 
     /// The events from notification id `start`, with their ids, as stored
@@ -508,15 +516,19 @@ impl SqliteRecorder {
         py: Python<'py>,
         start: i64,
         limit: usize,
-    ) -> PyResult<Vec<(i64, Bound<'py, StoredEvent>)>> {
+    ) -> PyResult<NotificationRows<'py>> {
         let mut rows = Vec::new();
-        self.each_notification_row(py, start, limit, |id, event| {
+        let stopped_by = self.each_notification_row(py, start, limit, |id, event| {
             rows.push((id, Bound::new(py, event)?));
             Ok(())
         })?;
-        Ok(rows)
+        Ok((rows, stopped_by))
     }
 }
+
+/// A page of notification rows, and the error of the row it stopped at
+/// when the rows before that one were good.
+pub type NotificationRows<'py> = (Vec<(i64, Bound<'py, StoredEvent>)>, Option<PyErr>);
 
 /// One Python string per distinct topic of the rows.
 fn topic_strings<'py>(py: Python<'py>, rows: &EventRows) -> Vec<Bound<'py, PyString>> {
@@ -644,11 +656,21 @@ impl SqliteRecorder {
         limit: usize,
     ) -> PyResult<Bound<'py, PyList>> {
         let mut items = Vec::new();
-        self.each_notification_row(py, start, limit, |id, event| {
+        let stopped_by = self.each_notification_row(py, start, limit, |id, event| {
             items.push(Notification::create(py, id, event)?);
             Ok(())
         })?;
-        PyList::new(py, items)
+        let Some(error) = stopped_by else {
+            return PyList::new(py, items);
+        };
+        // The rows before a bad one, in a page that carries its error (see
+        // `persistence.NotificationPage`).
+        let page = py
+            .import(intern!(py, "eventsourcing_rs.persistence"))?
+            .getattr(intern!(py, "NotificationPage"))?
+            .call1((PyList::new(py, items)?,))?;
+        page.setattr(intern!(py, "stopped_by"), error.into_value(py))?;
+        Ok(page.cast_into::<PyList>()?)
     }
 
     fn max_notification_id(&self, py: Python<'_>) -> PyResult<i64> {

@@ -538,6 +538,9 @@ impl Parser<'_> {
         let digits = self
             .text
             .get(self.pos..self.pos + 4)
+            // Exactly four hex digits, as Python's json reads them
+            // (from_str_radix alone would take a sign: "\\u+041").
+            .filter(|d| d.iter().all(u8::is_ascii_hexdigit))
             .and_then(|d| std::str::from_utf8(d).ok())
             .and_then(|d| u32::from_str_radix(d, 16).ok())
             .ok_or_else(|| self.error("invalid \\uXXXX escape"))?;
@@ -713,6 +716,10 @@ mod tests {
     fn rejects_bad_documents() {
         for bad in [
             &b"{"[..],
+            // Python's json takes exactly four hex digits, no sign.
+            &br#""\u+041""#[..],
+            &br#""\u-041""#[..],
+            &br#""\u 041""#[..],
             b"[1,]",
             b"\"abc",
             b"{\"a\" 1}",

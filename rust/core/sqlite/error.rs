@@ -25,6 +25,8 @@ pub enum ErrorKind {
 pub struct StoreError {
     pub kind: ErrorKind,
     pub message: String,
+    /// The notification whose row could not be read, where one could not.
+    pub notification_id: Option<i64>,
 }
 
 impl StoreError {
@@ -32,7 +34,14 @@ impl StoreError {
         StoreError {
             kind,
             message: message.into(),
+            notification_id: None,
         }
+    }
+
+    /// Says which notification's row the error is about.
+    pub fn at_notification(mut self, id: i64) -> Self {
+        self.notification_id = Some(id);
+        self
     }
 
     /// Classifies `err` and puts `context` (what was being done, to which

@@ -166,6 +166,9 @@ pub struct EventRows {
     pub states: Vec<u8>,
     /// Each topic's index in `topics`, while rows are added.
     seen: HashMap<String, usize>,
+    /// Notifications only: the error of the row the read stopped at, when
+    /// the rows before it were good (they are given; the bad row is next).
+    pub stopped_by: Option<StoreError>,
 }
 
 /// One event of an [`EventRows`]; its topic and state are found there.
@@ -642,23 +645,59 @@ impl SqliteRecorder {
                 break;
             };
             let id = row.get::<_, i64>(0).map_err(fail)?;
-            let originator_version = row.get::<_, i64>(2).map_err(fail)?;
-            let originator_id = match row.get_ref(1).map_err(fail)? {
-                ValueRef::Text(t) => parse_uuid_text(t),
-                _ => None,
+            let read = self.notification_row(&mut found, row, id);
+            match read {
+                Ok(()) => {}
+                // The rows before a bad one are good: they are given, with
+                // the bad row's error to raise once they are processed.
+                Err(error) if !found.is_empty() => {
+                    found.stopped_by = Some(error.at_notification(id));
+                    break;
+                }
+                Err(error) => return Err(error.at_notification(id)),
             }
-            .ok_or_else(|| {
-                StoreError::new(
-                    ErrorKind::Data,
-                    format!(
-                        "notification {id} in {} has an originator_id that is not a UUID",
-                        self.where_table(&self.table)
-                    ),
-                )
-            })?;
-            self.push_row(&mut found, row, 3, id, originator_id, originator_version)?;
         }
         Ok(found)
+    }
+
+    /// Appends notification `id`'s row, or says which of its columns is
+    /// not what the table's shape promises.
+    fn notification_row(&self, found: &mut EventRows, row: &Row<'_>, id: i64) -> StoreResult<()> {
+        let bad = |column: &str, expected: &str, got: Option<ValueRef<'_>>| {
+            let got = match got {
+                Some(ValueRef::Null) => "NULL",
+                Some(ValueRef::Integer(_)) => "an integer",
+                Some(ValueRef::Real(_)) => "a real",
+                Some(ValueRef::Text(_)) => "text",
+                Some(ValueRef::Blob(_)) => "a blob",
+                None => "unreadable",
+            };
+            StoreError::new(
+                ErrorKind::Data,
+                format!(
+                    "notification {id} in {}: its {column} is {got}, not {expected}",
+                    self.where_table(&self.table)
+                ),
+            )
+        };
+        let originator_id = match row.get_ref(1).ok() {
+            Some(ValueRef::Text(t)) => parse_uuid_text(t)
+                .ok_or_else(|| bad("originator_id", "a UUID", Some(ValueRef::Text(t))))?,
+            other => return Err(bad("originator_id", "a UUID", other)),
+        };
+        let originator_version = match row.get_ref(2).ok() {
+            Some(ValueRef::Integer(v)) => v,
+            other => return Err(bad("originator_version", "an integer", other)),
+        };
+        match row.get_ref(3).ok() {
+            Some(ValueRef::Text(t)) if std::str::from_utf8(t).is_ok() => {}
+            other => return Err(bad("topic", "text", other)),
+        }
+        match row.get_ref(4).ok() {
+            Some(ValueRef::Blob(_)) | Some(ValueRef::Text(_)) => {}
+            other => return Err(bad("state", "bytes", other)),
+        }
+        self.push_row(found, row, 3, id, originator_id, originator_version)
     }
 
     /// Appends the row whose topic and state are at columns `first` and
