@@ -275,7 +275,12 @@ class Mapper(Generic[TDomainEvent]):
         if self.compressor:
             data = self.compressor.compress(data)
         if self.cipher:
-            data = self.cipher.encrypt(data)
+            if getattr(self.cipher, "bound_to_position", False):
+                data = self.cipher.encrypt_at(  # type: ignore[attr-defined]
+                    data, originator_id, originator_version
+                )
+            else:
+                data = self.cipher.encrypt(data)
         return StoredEvent(originator_id, originator_version, topic, data)
 
     def to_domain_event(self, stored: StoredEvent) -> TDomainEvent:
@@ -284,7 +289,12 @@ class Mapper(Generic[TDomainEvent]):
         try:
             data = stored.state
             if self.cipher:
-                data = self.cipher.decrypt(data)
+                if getattr(self.cipher, "bound_to_position", False):
+                    data = self.cipher.decrypt_at(  # type: ignore[attr-defined]
+                        data, stored.originator_id, stored.originator_version
+                    )
+                else:
+                    data = self.cipher.decrypt(data)
             if self.compressor:
                 data = self.compressor.decompress(data)
             state = self.transcoder.decode(data)
@@ -491,6 +501,9 @@ class InfrastructureFactory(ABC):
     MAPPER_TOPIC = "MAPPER_TOPIC"
     CIPHER_TOPIC = "CIPHER_TOPIC"
     CIPHER_KEY = "CIPHER_KEY"
+    # Beyond 9.1: bind each ciphertext to its event's aggregate id and
+    # version (AES-GCM associated data), so rows cannot be swapped.
+    CIPHER_BIND_TO_POSITION = "CIPHER_BIND_TO_POSITION"
     COMPRESSOR_TOPIC = "COMPRESSOR_TOPIC"
     IS_SNAPSHOTTING_ENABLED = "IS_SNAPSHOTTING_ENABLED"
     CREATE_TABLE = "CREATE_TABLE"
@@ -584,7 +597,16 @@ class InfrastructureFactory(ABC):
         if not key:
             return None
         cipher_cls: Type[Cipher] = resolve_topic(topic or DEFAULT_CIPHER_TOPIC)
-        return cipher_cls(cipher_key=key)
+        cipher = cipher_cls(cipher_key=key)
+        if self.env_flag_for(self.CIPHER_BIND_TO_POSITION, application_name):
+            if not hasattr(cipher, "encrypt_at"):
+                raise InvalidSetting(
+                    f"{self.CIPHER_BIND_TO_POSITION} is set, but the cipher "
+                    f"{cipher_cls.__qualname__} cannot bind a ciphertext to its event "
+                    "(it has no encrypt_at)"
+                )
+            cipher.bound_to_position = True  # type: ignore[attr-defined]
+        return cipher
 
     def compressor(self, application_name: str) -> Optional[Compressor]:
         """Returns the compressor named by ``COMPRESSOR_TOPIC``, or None.
@@ -627,6 +649,15 @@ class InfrastructureFactory(ABC):
         """The name of the variable that gives ``key`` its value."""
         prefixed = f"{self.application_name.upper()}_{key}"
         return prefixed if self.application_name and prefixed in self.env else key
+
+    def env_flag_for(self, key: str, application_name: str) -> bool:
+        """:func:`env_flag` (off by default) for the named application."""
+        saved = self.application_name
+        self.application_name = application_name or saved
+        try:
+            return self.env_flag(key, False)
+        finally:
+            self.application_name = saved
 
     def env_flag(self, key: str, default: bool) -> bool:
         """A truth value (``yes``/``no``, ``true``/``false``, ``1``/``0``,

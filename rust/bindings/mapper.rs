@@ -35,6 +35,9 @@ pub struct EventMapper {
     transcoder: Py<PyAny>,
     compressor: Option<Py<PyAny>>,
     cipher: Option<Py<PyAny>>,
+    /// The cipher binds each ciphertext to its event's aggregate id and
+    /// version (`bound_to_position`): it is called with them.
+    cipher_bound: bool,
     get_topic: Py<PyAny>,
     resolve_topic: Py<PyAny>,
     /// By address of the class object, which the entry keeps alive.
@@ -123,7 +126,17 @@ impl EventMapper {
         stored: &StoredEvent,
     ) -> PyResult<Bound<'py, PyDict>> {
         let data = stored.state.bind(py).clone().into_any();
-        let data = through(&self.cipher, intern!(py, "decrypt"), data)?;
+        let data = match &self.cipher {
+            Some(cipher) if self.cipher_bound => cipher.bind(py).call_method1(
+                intern!(py, "decrypt_at"),
+                (
+                    data,
+                    stored.originator_id.bind(py),
+                    stored.originator_version,
+                ),
+            )?,
+            _ => through(&self.cipher, intern!(py, "decrypt"), data)?,
+        };
         let data = through(&self.compressor, intern!(py, "decompress"), data)?;
         let bytes = data.cast::<PyBytes>()?;
         // Only text the Rust parser refuses goes to the Python transcoder
@@ -191,17 +204,27 @@ impl EventMapper {
         get_topic: Py<PyAny>,
         resolve_topic: Py<PyAny>,
         topic_cache: Py<PyDict>,
-    ) -> Self {
-        EventMapper {
+    ) -> PyResult<Self> {
+        let cipher_bound = match &cipher {
+            Some(cipher) => Python::attach(|py| -> PyResult<bool> {
+                match cipher.bind(py).getattr(intern!(py, "bound_to_position")) {
+                    Ok(bound) => bound.is_truthy(),
+                    Err(_) => Ok(false),
+                }
+            })?,
+            None => false,
+        };
+        Ok(EventMapper {
             codec,
             transcoder,
             compressor,
             cipher,
+            cipher_bound,
             get_topic,
             resolve_topic,
             classes: Mutex::new(HashMap::default()),
             topic_cache,
-        }
+        })
     }
 
     /// Returns the StoredEvent for a domain event.
@@ -240,7 +263,13 @@ impl EventMapper {
             .encode_state(&dict, &["originator_id", "originator_version"], extra)?
             .into_any();
         let state = through(&self.compressor, intern!(py, "compress"), state)?;
-        let state = through(&self.cipher, intern!(py, "encrypt"), state)?;
+        let state = match &self.cipher {
+            Some(cipher) if self.cipher_bound => cipher.bind(py).call_method1(
+                intern!(py, "encrypt_at"),
+                (state, &originator_id, originator_version),
+            )?,
+            _ => through(&self.cipher, intern!(py, "encrypt"), state)?,
+        };
         Ok(StoredEvent::from_parts(
             originator_id,
             key,
