@@ -273,7 +273,9 @@ def run(args: argparse.Namespace) -> int:
         )
         assert proc.stdout is not None
         lines: List[str] = []
-        reader = threading.Thread(target=lambda p=proc: lines.extend(p.stdout), daemon=True)
+        reader = threading.Thread(
+            target=lambda p=proc, into=lines: into.extend(p.stdout), daemon=True
+        )
         reader.start()
         time.sleep(life)
         if time.monotonic() < deadline - 0.5:
