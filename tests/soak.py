@@ -36,7 +36,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 from uuid import UUID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,37 +215,50 @@ def catch_up() -> None:
 
 
 def check(directory: Path) -> Dict[str, int]:
+    """Counts, by aggregate id, what each follower made of each event of
+    its leaders: exactly one each, none missing."""
     configure(directory)
     apps = {cls: cls() for cls in APPS}
 
-    def events(app: Application) -> List[Any]:
-        return [app.mapper.to_domain_event(n) for n in app.recorder.select_notifications(1, 10**9)]
+    def notifications(app: Application) -> Iterator[Any]:
+        start = 1
+        while True:
+            page = app.recorder.select_notifications(start, 10_000)
+            if not page:
+                return
+            yield from page
+            start = page[-1].id + 1
 
-    orders = events(apps[Orders])
-    numbers = [e.number for e in orders]
-    reservations = Counter(e.number for e in events(apps[Reservations]))
-    payments = Counter(e.number for e in events(apps[Payments]))
-    audited = Counter((e.leader, e.number) for e in events(apps[Audit]))
-    expected_audit = Counter(("Order", n) for n in numbers) + Counter(
-        ("Payment", n) for n in numbers
-    )
-    duplicates = (
-        sum(c - 1 for c in reservations.values() if c > 1)
-        + sum(c - 1 for c in payments.values() if c > 1)
-        + sum(c - 1 for c in audited.values() if c > 1)
-    )
-    lost = (
-        sum(1 for n in numbers if n not in reservations)
-        + sum(1 for n in numbers if n not in payments)
-        + sum(1 for key in expected_audit if key not in audited)
-    )
+    def events(app: Application) -> Iterator[Any]:
+        for notification in notifications(app):
+            yield app.mapper.to_domain_event(notification)
+
+    orders = {n.originator_id for n in notifications(apps[Orders])}
+    reserved: Counter[UUID] = Counter()
+    reservations = set()
+    for e in events(apps[Reservations]):
+        reserved[e.order_id] += 1
+        reservations.add(e.originator_id)
+    paid: Counter[UUID] = Counter()
+    payments = set()
+    for e in events(apps[Payments]):
+        paid[e.reservation_id] += 1
+        payments.add(e.originator_id)
+    audited: Counter[Tuple[str, UUID]] = Counter((e.leader, e.origin) for e in events(apps[Audit]))
+    expected_audit = {("Order", i) for i in orders} | {("Payment", i) for i in payments}
+    counts = [
+        (reserved, orders),
+        (paid, reservations),
+        (audited, expected_audit),
+    ]
+    duplicates = sum(c - 1 for counter, _ in counts for c in counter.values() if c > 1)
+    lost = sum(1 for counter, expected in counts for key in expected if key not in counter)
+    strays = sum(1 for counter, expected in counts for key in counter if key not in expected)
     return {
-        "orders": len(numbers),
-        "events processed": sum(reservations.values())
-        + sum(payments.values())
-        + sum(audited.values()),
+        "orders": len(orders),
+        "events processed": sum(reserved.values()) + sum(paid.values()) + sum(audited.values()),
         "duplicates": duplicates,
-        "lost": lost,
+        "lost": lost + strays,
     }
 
 

@@ -70,7 +70,11 @@ def store(server: None) -> Iterator[pg_server.PostgresStore]:
 
 
 def backend_pids(datastore: PostgresDatastore) -> List[int]:
-    return [c.c.info.backend_pid for c in datastore._connections.values()]
+    """The server sessions of the datastore's connections: psycopg's, and
+    the one the Rust connections reuse next."""
+    psycopg_pids = [c.c.info.backend_pid for c in datastore._connections.values()]
+    native_pid = datastore._native.query_int("SELECT pg_backend_pid()", [], "backend pid")
+    return psycopg_pids + [native_pid]
 
 
 def terminate(pids: List[int]) -> None:

@@ -1,7 +1,7 @@
 """Type stubs for the Rust core, ``eventsourcing_rs._core``."""
 
 from datetime import datetime, tzinfo
-from typing import Any, Callable, Iterable, Iterator, final
+from typing import Any, Callable, Iterable, Iterator, Sequence, final
 from uuid import UUID
 
 from typing_extensions import disjoint_base
@@ -14,6 +14,7 @@ __all__ = [
     "MemoryRecorder",
     "MethodGuard",
     "Notification",
+    "PostgresConnections",
     "PromptQueue",
     "PullKernel",
     "SQLiteDatastore",
@@ -179,6 +180,42 @@ class SQLiteRecorder:
     def select_notifications(self, start: int, limit: int) -> list[Notification]: ...
     def max_notification_id(self) -> int: ...
     def max_tracking_id(self, application_name: str) -> int: ...
+
+@final
+class PostgresConnections:
+    """A pool of connections to one PostgreSQL database, running the SQL the
+    recorders make with the GIL released (prepared once per connection;
+    a write is one round trip once prepared)."""
+
+    def __new__(
+        cls,
+        dbname: str,
+        host: str,
+        port: str,
+        user: str,
+        password: str,
+        connect_timeout: float = 5.0,
+        conn_max_age: float | None = None,
+        pre_ping: bool = False,
+        idle_in_transaction_session_timeout: float = 0.0,
+    ) -> PostgresConnections: ...
+    def write(
+        self,
+        before: str,
+        statement: str,
+        params: Sequence[Any],
+        context: str,
+        expected_rows: int | None = None,
+    ) -> tuple[int, list[int]]: ...
+    def select_events(
+        self, statement: str, params: Sequence[Any], context: str
+    ) -> list[StoredEvent]: ...
+    def select_notifications(
+        self, statement: str, params: Sequence[Any], context: str
+    ) -> list[Notification]: ...
+    def query_int(self, statement: str, params: Sequence[Any], context: str) -> int: ...
+    def execute_batch(self, sql: str, context: str) -> None: ...
+    def close_all(self) -> None: ...
 
 @final
 class PromptQueue:

@@ -36,6 +36,7 @@ import psycopg
 import psycopg.errors
 from psycopg.pq import TransactionStatus
 
+from eventsourcing_rs import _core
 from eventsourcing_rs.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
@@ -286,6 +287,20 @@ class PostgresDatastore:
         self.pre_ping = pre_ping
         self.lock_timeout = lock_timeout
         self.idle_in_transaction_session_timeout = idle_in_transaction_session_timeout
+        # The recorders' inserts and reads go through these (Rust, the GIL
+        # released); psycopg's connections below serve create_table,
+        # transaction() and notifying inserts.
+        self._native = _core.PostgresConnections(
+            dbname,
+            host,
+            str(port),
+            user,
+            password,
+            5.0,
+            conn_max_age,
+            pre_ping,
+            idle_in_transaction_session_timeout,
+        )
         self._connections: Dict[int, Connection] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -330,6 +345,19 @@ class PostgresDatastore:
             else:
                 return conn
         return self._create_connection()
+
+    @property
+    def native(self) -> "_core.PostgresConnections":
+        """The Rust connections, for a recorder's call; refused, as psycopg's
+        are, inside this thread's open transaction() (whose locks the call
+        could wait on forever)."""
+        conn = self._connections.get(threading.get_ident())
+        if conn is not None and conn.in_use:
+            raise ProgrammingError(
+                "This thread's PostgreSQL connection is already in a "
+                "transaction: transactions of a datastore can't be nested"
+            )
+        return self._native
 
     def _ping(self, conn: Connection) -> bool:
         try:
@@ -403,6 +431,7 @@ class PostgresDatastore:
     def close_all_connections(self, timeout: Optional[float] = None) -> None:
         """Closes every thread's connection. (``timeout`` is accepted for
         9.1's signature; closing does not wait here.)"""
+        self._native.close_all()
         if self._pid != os.getpid():
             self._after_fork()
             return
@@ -681,11 +710,13 @@ class PostgresAggregateRecorder(AggregateRecorder):
             "SELECT originator_id, originator_version, topic, state FROM new"
         )
 
-        def work(conn: Connection) -> None:
-            _write(conn, [("BEGIN", ())], statement, params, prepared)
-            _commit(conn.c)
-
-        self._run_insert(work, stored_events)
+        try:
+            self.datastore.native.write("BEGIN", statement, params, self._insert_context)
+        except IntegrityError as error:
+            described = self._describe_conflict(error, stored_events)
+            if described is error:
+                raise
+            raise described from error
         return None
 
     def _run_insert(
@@ -702,16 +733,25 @@ class PostgresAggregateRecorder(AggregateRecorder):
                 raise
             raise described from error.__cause__
 
+    @property
+    def _insert_context(self) -> str:
+        return f"Inserting events into table '{self.events_table_name}' failed"
+
     def _describe_conflict(
         self, error: IntegrityError, stored_events: Sequence[StoredEvent]
     ) -> IntegrityError:
         """Says which event conflicted, in the words the other stores use."""
         cause = error.__cause__
-        if not isinstance(cause, psycopg.errors.UniqueViolation):
+        if isinstance(cause, psycopg.errors.UniqueViolation):
+            table, detail = cause.diag.table_name, cause.diag.message_detail
+        elif getattr(error, "sqlstate", None) == "23505":
+            # From the Rust connections, which say what the server said.
+            table, detail = getattr(error, "table_name", None), getattr(error, "detail", None)
+        else:
             return error
-        if cause.diag.table_name != _unqualified(self.events_table_name):
+        if table != _unqualified(self.events_table_name):
             return error
-        match = _EVENT_KEY_DETAIL.search(cause.diag.message_detail or "")
+        match = _EVENT_KEY_DETAIL.search(detail or "")
         if match is None:
             return error
         originator_id, version = UUID(match["id"]), int(match["version"])
@@ -753,12 +793,8 @@ class PostgresAggregateRecorder(AggregateRecorder):
             params.append(limit)
         statement = self._select_statement(gt is not None, lte is not None, desc, limit is not None)
 
-        def work(conn: Connection) -> List[StoredEvent]:
-            rows = conn.query(statement, params)
-            return [StoredEvent(i, v, t, s) for i, v, t, s in rows]
-
-        return self.datastore._run(
-            f"Selecting events from table '{self.events_table_name}' failed", work
+        return self.datastore.native.select_events(
+            statement, params, f"Selecting events from table '{self.events_table_name}' failed"
         )
 
     def _select_statement(self, gt: bool, lte: bool, desc: bool, limit: bool) -> str:
@@ -870,14 +906,35 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
             (self.lock_table_statement, ()),
         ]
 
+        if not after:
+            # The usual case, in Rust: BEGIN, the lock and the statement in
+            # one round trip, then COMMIT (or ROLLBACK if refused).
+            try:
+                count, ids = self.datastore.native.write(
+                    f"BEGIN; SET LOCAL lock_timeout = {lock_timeout}; "
+                    f"{self.lock_table_statement}",
+                    statement,
+                    params,
+                    self._insert_context,
+                    expected_rows,
+                )
+            except IntegrityError as error:
+                described = self._describe_conflict(error, stored_events)
+                if described is error:
+                    raise
+                raise described from error
+            if count != expected_rows:
+                raise self._refusal(None, stored_events, tracking)
+            # Ids are taken in the order of the rows, so sorting gives them
+            # in the order of the events, whatever order RETURNING used.
+            return sorted(ids) if stored_events else []
+
         def work(conn: Connection) -> List[int]:
             rowcount, rows = _write(conn, before, statement, params, prepared, after)
             if rowcount != expected_rows:
                 conn.rollback()
                 raise self._refusal(conn, stored_events, tracking)
             _commit(conn.c)
-            # Ids are taken in the order of the rows, so sorting gives them
-            # in the order of the events, whatever order RETURNING used.
             return sorted(row[0] for row in rows) if stored_events else []
 
         return self._run_insert(work, stored_events)
@@ -917,19 +974,22 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
 
     def _refusal(
         self,
-        conn: Connection,
+        conn: Optional[Connection],
         stored_events: Sequence[StoredEvent],
         tracking: Optional[Tracking],
     ) -> IntegrityError:
         """Finds out, after the rollback, why the insert was refused."""
         if stored_events:
             ids = list({e.originator_id for e in stored_events})
-            rows = conn.c.execute(
-                "SELECT originator_id, originator_version "
-                f"FROM {self.events_table_name} WHERE originator_id = ANY(%s)",
-                (ids,),
-            ).fetchall()
-            recorded = set(map(tuple, rows))
+            # After the rollback (the psycopg path's connection is still
+            # marked in use): the Rust connections directly.
+            found = self.datastore._native.select_events(
+                "SELECT originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} WHERE originator_id = ANY($1::uuid[])",
+                [ids],
+                f"Selecting events from table '{self.events_table_name}' failed",
+            )
+            recorded = {(e.originator_id, e.originator_version) for e in found}
             for e in stored_events:
                 if (e.originator_id, e.originator_version) in recorded:
                     return self._conflict_error(e.originator_id, e.originator_version)
@@ -941,28 +1001,19 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
     def select_notifications(self, start: int, limit: int) -> List[Notification]:
         """Returns up to ``limit`` notifications with ids from ``start``."""
 
-        def work(conn: Connection) -> List[Notification]:
-            rows = conn.query(self.select_notifications_statement, (start, limit))
-            return [
-                Notification(id=n, originator_id=i, originator_version=v, topic=t, state=s)
-                for n, i, v, t, s in rows
-            ]
-
-        return self.datastore._run(
+        return self.datastore.native.select_notifications(
+            self.select_notifications_statement,
+            [start, limit],
             f"Selecting notifications from table '{self.events_table_name}' failed",
-            work,
         )
 
     def max_notification_id(self) -> int:
         """Returns the largest notification id, or 0 when there is none."""
 
-        def work(conn: Connection) -> int:
-            rows = conn.query(self.max_notification_id_statement)
-            return (rows[0][0] if rows else None) or 0
-
-        return self.datastore._run(
+        return self.datastore.native.query_int(
+            self.max_notification_id_statement,
+            [],
             f"Selecting the max notification id from table '{self.events_table_name}' failed",
-            work,
         )
 
 
@@ -1034,13 +1085,16 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
 
     def _refusal(
         self,
-        conn: Connection,
+        conn: Optional[Connection],
         stored_events: Sequence[StoredEvent],
         tracking: Optional[Tracking],
     ) -> IntegrityError:
         if tracking is not None:
-            rows = conn.query(self.max_tracking_id_statement, (tracking.application_name,))
-            last = (rows[0][0] if rows else None) or 0
+            last = self.datastore._native.query_int(
+                self.max_tracking_id_statement,
+                [tracking.application_name],
+                f"Selecting the max tracking id from table '{self.tracking_table_name}' failed",
+            )
             if tracking.notification_id <= last:
                 return IntegrityError(
                     f"notification {tracking.notification_id} of application "
@@ -1062,13 +1116,10 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
         """Returns the last notification id processed from the named
         application, or 0."""
 
-        def work(conn: Connection) -> int:
-            rows = conn.query(self.max_tracking_id_statement, (application_name,))
-            return (rows[0][0] if rows else None) or 0
-
-        return self.datastore._run(
+        return self.datastore.native.query_int(
+            self.max_tracking_id_statement,
+            [application_name],
             f"Selecting the max tracking id from table '{self.tracking_table_name}' failed",
-            work,
         )
 
 

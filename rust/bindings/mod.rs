@@ -10,6 +10,7 @@ pub mod memory_recorder;
 pub mod method_guard;
 pub mod notify;
 pub mod objects;
+pub mod postgres;
 pub mod prompt_queue;
 pub mod pull_kernel;
 pub mod reader;

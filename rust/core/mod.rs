@@ -4,6 +4,7 @@ pub mod datetime_iso;
 pub mod float_repr;
 pub mod json;
 pub mod memory_store;
+pub mod postgres;
 pub mod process_epoch;
 pub mod prompt_queue;
 pub mod random_pool;

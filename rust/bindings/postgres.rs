@@ -1,0 +1,282 @@
+//! PostgreSQL for Python: a pool of connections that runs the statements
+//! the Python recorders make (the tables and SQL stay theirs, as 9.1's),
+//! with the GIL released for all network and database work. Python builds
+//! each statement's SQL once and its values per call; everything else, a
+//! save's round trip included, is done here.
+
+use std::time::Duration;
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyInt, PyList, PyString, PyTuple};
+
+use super::sqlite_recorder::store_error;
+use super::uuids::{u128_to_uuid, uuid_class, uuid_to_u128};
+use super::values::{Notification, StoredEvent};
+use crate::core::postgres::{AnyInt, Connections, PgFailure, PgSettings, PgValue, RawUuid};
+use crate::core::sqlite::StoreError;
+
+/// The persistence exception for a failure, with what the server said as
+/// attributes (`sqlstate`, `table_name`, `detail`) for the recorders'
+/// messages.
+fn pg_error(failure: PgFailure) -> PyErr {
+    let error = store_error(StoreError::new(failure.kind, failure.message));
+    Python::attach(|py| {
+        let value = error.value(py);
+        let _ = value.setattr("sqlstate", failure.sqlstate);
+        let _ = value.setattr("table_name", failure.table);
+        let _ = value.setattr("detail", failure.detail);
+    });
+    error
+}
+
+fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<PgValue> {
+    if obj.is_none() {
+        return Ok(PgValue::Null);
+    }
+    if obj.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err("a bool is not a statement value here"));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return Ok(PgValue::Int(obj.extract()?));
+    }
+    if let Ok(text) = obj.cast::<PyString>() {
+        return Ok(PgValue::Text(text.to_str()?.to_owned()));
+    }
+    if let Ok(bytes) = obj.cast::<PyBytes>() {
+        return Ok(PgValue::Bytes(bytes.as_bytes().to_vec()));
+    }
+    if obj.is_instance_of::<PyByteArray>() {
+        return Ok(PgValue::Bytes(obj.extract::<Vec<u8>>()?));
+    }
+    if obj.is_instance(uuid_class(obj.py())?)? {
+        return Ok(PgValue::Uuid(uuid_to_u128(obj, "statement value")?));
+    }
+    if obj.is_instance_of::<PyList>() || obj.is_instance_of::<PyTuple>() {
+        let items = obj
+            .try_iter()?
+            .map(|item| to_value(&item?))
+            .collect::<PyResult<Vec<_>>>()?;
+        return Ok(PgValue::Array(items));
+    }
+    Err(PyTypeError::new_err(format!(
+        "a {} is not a statement value PostgreSQL is sent here",
+        obj.get_type().name()?
+    )))
+}
+
+fn to_values(params: &Bound<'_, PyAny>) -> PyResult<Vec<PgValue>> {
+    params.try_iter()?.map(|p| to_value(&p?)).collect()
+}
+
+fn seconds(value: Option<f64>, name: &str) -> PyResult<Option<Duration>> {
+    match value {
+        None => Ok(None),
+        Some(s) => Duration::try_from_secs_f64(s).map(Some).map_err(|_| {
+            PyValueError::new_err(format!("{name} must be a number of seconds, got {s}"))
+        }),
+    }
+}
+
+/// One event row, as read: (notification id, originator id, version,
+/// topic, state).
+type Row = (i64, u128, i64, String, Vec<u8>);
+
+fn read_rows(rows: &[tokio_postgres::Row], numbered: bool) -> Result<Vec<Row>, PgFailure> {
+    let bad = |e: tokio_postgres::Error| {
+        PgFailure::new(
+            crate::core::sqlite::ErrorKind::Data,
+            format!("a row of unexpected shape: {e}"),
+        )
+    };
+    let first = usize::from(numbered);
+    rows.iter()
+        .map(|row| {
+            let id = if numbered {
+                row.try_get::<_, AnyInt>(0).map_err(bad)?.0
+            } else {
+                0
+            };
+            Ok((
+                id,
+                row.try_get::<_, RawUuid>(first).map_err(bad)?.0,
+                row.try_get::<_, AnyInt>(first + 1).map_err(bad)?.0,
+                row.try_get::<_, Option<String>>(first + 2)
+                    .map_err(bad)?
+                    .unwrap_or_default(),
+                row.try_get::<_, Option<Vec<u8>>>(first + 3)
+                    .map_err(bad)?
+                    .unwrap_or_default(),
+            ))
+        })
+        .collect()
+}
+
+fn stored_event<'py>(py: Python<'py>, row: &Row) -> PyResult<StoredEvent> {
+    Ok(StoredEvent::from_parts(
+        u128_to_uuid(py, row.1)?,
+        row.1,
+        row.2,
+        PyString::new(py, &row.3),
+        PyBytes::new(py, &row.4),
+    ))
+}
+
+#[pyclass(
+    frozen,
+    name = "PostgresConnections",
+    module = "eventsourcing_rs._core"
+)]
+pub struct PostgresConnections {
+    inner: Connections,
+}
+
+#[pymethods]
+impl PostgresConnections {
+    #[new]
+    #[pyo3(signature = (
+        dbname, host, port, user, password, connect_timeout=5.0, conn_max_age=None,
+        pre_ping=false, idle_in_transaction_session_timeout=0.0
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        dbname: String,
+        host: String,
+        port: &Bound<'_, PyAny>,
+        user: String,
+        password: String,
+        connect_timeout: f64,
+        conn_max_age: Option<f64>,
+        pre_ping: bool,
+        idle_in_transaction_session_timeout: f64,
+    ) -> PyResult<Self> {
+        // A port that is no port fails at connect, as an InterfaceError
+        // (as psycopg's would), not here.
+        let port: u16 = port.str()?.to_str()?.trim().parse().unwrap_or(0);
+        let idle = seconds(
+            Some(idle_in_transaction_session_timeout.max(0.0)),
+            "idle_in_transaction_session_timeout",
+        )?
+        .unwrap_or_default();
+        Ok(PostgresConnections {
+            inner: Connections::new(PgSettings {
+                host,
+                port,
+                dbname,
+                user,
+                password,
+                connect_timeout: seconds(Some(connect_timeout), "connect_timeout")?
+                    .unwrap_or_default(),
+                conn_max_age: seconds(conn_max_age, "conn_max_age")?,
+                pre_ping,
+                idle_in_transaction_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+            }),
+        })
+    }
+
+    /// `before` (BEGIN, settings, locks) and `statement` with `params`,
+    /// then COMMIT (or ROLLBACK, when `expected_rows` is given and the
+    /// statement returned another number of rows); returns the statement's
+    /// row count and the integers in the first column of its rows.
+    #[pyo3(signature = (before, statement, params, context, expected_rows=None))]
+    fn write(
+        &self,
+        py: Python<'_>,
+        before: &str,
+        statement: &str,
+        params: &Bound<'_, PyAny>,
+        context: &str,
+        expected_rows: Option<u64>,
+    ) -> PyResult<(u64, Vec<i64>)> {
+        let values = to_values(params)?;
+        let written = py
+            .detach(|| {
+                self.inner
+                    .write(before, statement, &values, expected_rows, context)
+            })
+            .map_err(pg_error)?;
+        Ok((written.count, written.ids))
+    }
+
+    /// Stored events from a query of (originator_id, originator_version,
+    /// topic, state).
+    fn select_events<'py>(
+        &self,
+        py: Python<'py>,
+        statement: &str,
+        params: &Bound<'py, PyAny>,
+        context: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let values = to_values(params)?;
+        let rows = py
+            .detach(|| {
+                self.inner
+                    .query(statement, &values, context, |rows| read_rows(rows, false))
+            })
+            .map_err(pg_error)?;
+        let events = rows
+            .iter()
+            .map(|row| Py::new(py, stored_event(py, row)?))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, events)
+    }
+
+    /// Notifications from a query of (notification_id, originator_id,
+    /// originator_version, topic, state).
+    fn select_notifications<'py>(
+        &self,
+        py: Python<'py>,
+        statement: &str,
+        params: &Bound<'py, PyAny>,
+        context: &str,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let values = to_values(params)?;
+        let rows = py
+            .detach(|| {
+                self.inner
+                    .query(statement, &values, context, |rows| read_rows(rows, true))
+            })
+            .map_err(pg_error)?;
+        let notifications = rows
+            .iter()
+            .map(|row| Notification::create(py, row.0, stored_event(py, row)?))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, notifications)
+    }
+
+    /// The integer in the first column of the first row (0 for none or
+    /// NULL): a MAX(...).
+    fn query_int(
+        &self,
+        py: Python<'_>,
+        statement: &str,
+        params: &Bound<'_, PyAny>,
+        context: &str,
+    ) -> PyResult<i64> {
+        let values = to_values(params)?;
+        py.detach(|| {
+            self.inner.query(statement, &values, context, |rows| {
+                Ok(rows
+                    .first()
+                    .and_then(|row| row.try_get::<_, Option<AnyInt>>(0).ok().flatten())
+                    .map_or(0, |v| v.0))
+            })
+        })
+        .map_err(pg_error)
+    }
+
+    /// Runs statements as one simple query, outside a transaction.
+    fn execute_batch(&self, py: Python<'_>, sql: &str, context: &str) -> PyResult<()> {
+        py.detach(|| self.inner.execute_batch(sql, context))
+            .map_err(pg_error)
+    }
+
+    /// Closes the idle connections (each call opens or reuses one).
+    fn close_all(&self, py: Python<'_>) {
+        py.detach(|| self.inner.close_all())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("PostgresConnections({})", self.inner.settings().describe())
+    }
+}

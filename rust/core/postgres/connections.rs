@@ -1,0 +1,450 @@
+//! A pool of connections to one PostgreSQL database, and the three things
+//! recorders do with them: a write (a transaction of statements, sent in
+//! one round trip once its statement is prepared), a query, and closing.
+//!
+//! Each connection has its own single-threaded tokio runtime, driven only
+//! while a call runs on it (`block_on`): no thread outlives a call, so a
+//! forked child has nothing running it does not know of. Connections made
+//! before a fork are the parent's: the child sets them aside unused (never
+//! closed, which would end the parent's sessions) and opens its own.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::runtime::{Builder, Runtime};
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+
+use super::error::PgFailure;
+use super::value::PgValue;
+use crate::core::process_epoch::process_epoch;
+use crate::core::sqlite::ErrorKind;
+
+/// Idle connections kept for reuse; more are closed when returned.
+const IDLE_MAX: usize = 16;
+/// Statements kept prepared per connection; past this the cache starts over.
+const PREPARED_MAX: usize = 256;
+
+/// Where the database is and how to use connections to it.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    pub user: String,
+    pub password: String,
+    pub connect_timeout: Duration,
+    /// Replace a connection this old when it is next used.
+    pub conn_max_age: Option<Duration>,
+    /// Check a connection with an empty query before reusing it.
+    pub pre_ping: bool,
+    /// The server's `idle_in_transaction_session_timeout`, 0 for none.
+    pub idle_in_transaction_ms: u64,
+}
+
+impl PgSettings {
+    /// Names the database in messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "PostgreSQL database '{}' at {}:{} as '{}'",
+            self.dbname, self.host, self.port, self.user
+        )
+    }
+}
+
+struct PgConn {
+    runtime: Runtime,
+    client: Client,
+    created: Instant,
+    statements: HashMap<String, Statement>,
+    uses: u64,
+}
+
+impl PgConn {
+    fn is_usable(&mut self, settings: &PgSettings) -> bool {
+        if let Some(age) = settings.conn_max_age {
+            if self.created.elapsed() >= age {
+                return false;
+            }
+        }
+        // Lets the connection's task read what arrived while it was idle
+        // (a server that went away has closed the socket).
+        self.runtime.block_on(tokio::task::yield_now());
+        if self.client.is_closed() {
+            return false;
+        }
+        if settings.pre_ping {
+            let client = &self.client;
+            return self.runtime.block_on(client.simple_query("")).is_ok();
+        }
+        true
+    }
+
+    fn statement(&mut self, sql: &str) -> Option<Statement> {
+        self.statements.get(sql).cloned()
+    }
+
+    fn keep_statement(&mut self, sql: &str, statement: Statement) {
+        if self.statements.len() >= PREPARED_MAX {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_string(), statement);
+    }
+}
+
+struct Pool {
+    epoch: u64,
+    idle: Vec<PgConn>,
+}
+
+/// One database's connections.
+pub struct Connections {
+    settings: PgSettings,
+    pool: Mutex<Pool>,
+}
+
+/// What a write's statement returned: its row count, and the integers in
+/// the first column of its rows (the notification ids it took).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub count: u64,
+    pub ids: Vec<i64>,
+}
+
+impl Connections {
+    pub fn new(settings: PgSettings) -> Self {
+        Connections {
+            settings,
+            pool: Mutex::new(Pool {
+                epoch: process_epoch(),
+                idle: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &PgSettings {
+        &self.settings
+    }
+
+    /// An idle connection that is still good, or a new one.
+    fn checkout(&self) -> Result<PgConn, PgFailure> {
+        loop {
+            let candidate = {
+                let mut pool = self.pool.lock();
+                adopt_after_fork(&mut pool);
+                pool.idle.pop()
+            };
+            match candidate {
+                Some(mut conn) => {
+                    if conn.is_usable(&self.settings) {
+                        return Ok(conn);
+                    }
+                    // Closed here, in this process: it is ours.
+                    drop(conn);
+                }
+                None => return self.connect(),
+            }
+        }
+    }
+
+    fn checkin(&self, conn: PgConn) {
+        if conn.client.is_closed() {
+            return;
+        }
+        let mut pool = self.pool.lock();
+        adopt_after_fork(&mut pool);
+        if pool.idle.len() < IDLE_MAX {
+            pool.idle.push(conn);
+        }
+    }
+
+    fn connect(&self) -> Result<PgConn, PgFailure> {
+        let s = &self.settings;
+        let runtime = Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| {
+                PgFailure::new(
+                    ErrorKind::Interface,
+                    format!("Could not connect to {}: {e}", s.describe()),
+                )
+            })?;
+        let mut config = Config::new();
+        config
+            .host(&s.host)
+            .port(s.port)
+            .dbname(&s.dbname)
+            .user(&s.user)
+            .password(&s.password)
+            .connect_timeout(s.connect_timeout)
+            .application_name("eventsourcing_rs")
+            .options(format!(
+                "-c idle_in_transaction_session_timeout={}",
+                s.idle_in_transaction_ms
+            ));
+        let (client, connection) = runtime.block_on(config.connect(NoTls)).map_err(|e| {
+            let reason = match e.as_db_error() {
+                Some(db) => db.message().to_string(),
+                None => e.to_string(),
+            };
+            PgFailure::new(
+                ErrorKind::Interface,
+                format!("Could not connect to {}: {reason}", s.describe()),
+            )
+        })?;
+        runtime.spawn(async move {
+            // Ends when the connection does; its error is seen by the
+            // client's next call.
+            let _ = connection.await;
+        });
+        Ok(PgConn {
+            runtime,
+            client,
+            created: Instant::now(),
+            statements: HashMap::new(),
+            uses: 0,
+        })
+    }
+
+    /// Runs `before` (simple statements: BEGIN, settings, locks) and
+    /// `statement` with `params` in one round trip, then COMMIT in a
+    /// second; if `expected_rows` is given and the statement returned
+    /// another number of rows (its guards refused it), ROLLBACK instead.
+    /// If the connection is lost before COMMIT was sent, a reused
+    /// connection is replaced and the write sent once more; lost after,
+    /// the outcome is unknown, and said so.
+    pub fn write(
+        &self,
+        before: &str,
+        statement: &str,
+        params: &[PgValue],
+        expected_rows: Option<u64>,
+        context: &str,
+    ) -> Result<Written, PgFailure> {
+        for attempt in 0..2 {
+            let mut conn = self.checkout()?;
+            let reused = conn.uses > 0;
+            conn.uses += 1;
+            match write_on(&mut conn, before, statement, params, expected_rows, context) {
+                Ok(written) => {
+                    self.checkin(conn);
+                    return Ok(written);
+                }
+                Err(WriteError::BeforeCommit(failure))
+                    if attempt == 0 && reused && (failure.lost || conn.client.is_closed()) =>
+                {
+                    // Nothing was committed: the server ended the session
+                    // while the connection sat idle (and, most likely, the
+                    // other idle ones too). Once more, on a new connection.
+                    drop(failure);
+                    self.close_all();
+                    continue;
+                }
+                Err(WriteError::BeforeCommit(failure)) | Err(WriteError::Failed(failure)) => {
+                    self.checkin(conn);
+                    return Err(failure);
+                }
+            }
+        }
+        unreachable_write(context)
+    }
+
+    /// Runs a query (prepared once per connection) and reads its rows
+    /// with `read`; a reused connection found lost is replaced once.
+    pub fn query<T>(
+        &self,
+        statement: &str,
+        params: &[PgValue],
+        context: &str,
+        read: impl Fn(&[Row]) -> Result<T, PgFailure>,
+    ) -> Result<T, PgFailure> {
+        let mut last = None;
+        for attempt in 0..2 {
+            let mut conn = self.checkout()?;
+            let reused = conn.uses > 0;
+            conn.uses += 1;
+            let rows = query_on(&mut conn, statement, params, context);
+            let lost = conn.client.is_closed();
+            self.checkin(conn);
+            match rows {
+                Ok(rows) => return read(&rows),
+                Err(failure) if attempt == 0 && reused && (lost || failure.lost) => {
+                    // As for a write: the idle connections are stale too.
+                    self.close_all();
+                    last = Some(failure)
+                }
+                Err(failure) => return Err(failure),
+            }
+        }
+        Err(last.unwrap_or_else(|| PgFailure::new(ErrorKind::Interface, context.to_string())))
+    }
+
+    /// Runs statements outside a transaction (DDL, a NOTIFY), as one
+    /// simple query.
+    pub fn execute_batch(&self, sql: &str, context: &str) -> Result<(), PgFailure> {
+        let mut conn = self.checkout()?;
+        conn.uses += 1;
+        let client = &conn.client;
+        let outcome = conn.runtime.block_on(client.batch_execute(sql));
+        self.checkin(conn);
+        outcome.map_err(|e| PgFailure::from_client(context, &e))
+    }
+
+    /// Closes every idle connection (in a forked child, sets the parent's
+    /// aside instead).
+    pub fn close_all(&self) {
+        let idle = {
+            let mut pool = self.pool.lock();
+            adopt_after_fork(&mut pool);
+            std::mem::take(&mut pool.idle)
+        };
+        drop(idle);
+    }
+}
+
+fn adopt_after_fork(pool: &mut Pool) {
+    let epoch = process_epoch();
+    if pool.epoch != epoch {
+        pool.epoch = epoch;
+        for conn in pool.idle.drain(..) {
+            std::mem::forget(conn);
+        }
+    }
+}
+
+fn unreachable_write(context: &str) -> Result<Written, PgFailure> {
+    Err(PgFailure::new(
+        ErrorKind::Interface,
+        format!("{context}: lost the connection to PostgreSQL twice"),
+    ))
+}
+
+enum WriteError {
+    /// Nothing was committed (COMMIT was never sent).
+    BeforeCommit(PgFailure),
+    /// Refused by the server, or lost with the outcome unknown.
+    Failed(PgFailure),
+}
+
+fn write_on(
+    conn: &mut PgConn,
+    before: &str,
+    statement: &str,
+    params: &[PgValue],
+    expected_rows: Option<u64>,
+    context: &str,
+) -> Result<Written, WriteError> {
+    let fail = |e: &tokio_postgres::Error| PgFailure::from_client(context, e);
+    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        params.iter().map(|p| p as _).collect();
+    let prepared = conn.statement(statement);
+    let client = &conn.client;
+    let outcome = conn.runtime.block_on(async {
+        // Round trip 1: `before` and the statement (prepared first, on
+        // first use: preparing an INSERT takes its table's lock as running
+        // it would, so it goes after `before`, in its transaction).
+        let ran = match prepared {
+            Some(prepared) => {
+                let (began, rows) = futures_util::join!(
+                    client.batch_execute(before),
+                    run(client, &prepared, &refs)
+                );
+                began.and(rows).map(|rows| (prepared, rows))
+            }
+            None => {
+                let (began, made) =
+                    futures_util::join!(client.batch_execute(before), client.prepare(statement));
+                match began.and(made) {
+                    Ok(made) => run(client, &made, &refs).await.map(|rows| (made, rows)),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        let (prepared, rows) = match ran {
+            Ok(ran) => ran,
+            Err(e) => {
+                if !client.is_closed() {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                }
+                return Err(WriteError::BeforeCommit(fail(&e)));
+            }
+        };
+        // Round trip 2: COMMIT, unless the statement's guards refused it
+        // (fewer rows than expected), when nothing of it may stay.
+        if expected_rows.is_some_and(|n| rows.1 != n) {
+            client
+                .batch_execute("ROLLBACK")
+                .await
+                .map_err(|e| WriteError::Failed(fail(&e)))?;
+            return Ok((prepared, rows));
+        }
+        if let Err(e) = client.batch_execute("COMMIT").await {
+            return Err(WriteError::Failed(if client.is_closed() {
+                unknown_outcome(context, &e)
+            } else {
+                fail(&e)
+            }));
+        }
+        Ok((prepared, rows))
+    });
+    let (prepared, (rows, count)) = outcome?;
+    conn.keep_statement(statement, prepared);
+    let ids = rows
+        .iter()
+        .filter_map(|row| row.try_get::<_, super::value::AnyInt>(0).ok())
+        .map(|id| id.0)
+        .collect();
+    Ok(Written { count, ids })
+}
+
+/// Runs a prepared statement: its rows, and the number of rows it wrote
+/// or returned.
+async fn run(
+    client: &Client,
+    statement: &Statement,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<(Vec<Row>, u64), tokio_postgres::Error> {
+    use futures_util::TryStreamExt;
+    let stream = client.query_raw(statement, params.iter().copied()).await?;
+    futures_util::pin_mut!(stream);
+    let mut rows = Vec::new();
+    while let Some(row) = stream.try_next().await? {
+        rows.push(row);
+    }
+    let count = stream.rows_affected().unwrap_or(rows.len() as u64);
+    Ok((rows, count))
+}
+
+fn unknown_outcome(context: &str, e: &tokio_postgres::Error) -> PgFailure {
+    PgFailure::new(
+        ErrorKind::Interface,
+        format!(
+            "{context}: lost the connection to PostgreSQL while committing; whether the \
+             transaction was committed is unknown: {e}"
+        ),
+    )
+}
+
+fn query_on(
+    conn: &mut PgConn,
+    statement: &str,
+    params: &[PgValue],
+    context: &str,
+) -> Result<Vec<Row>, PgFailure> {
+    let fail = |e: &tokio_postgres::Error| PgFailure::from_client(context, e);
+    let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        params.iter().map(|p| p as _).collect();
+    let prepared = conn.statement(statement);
+    let client = &conn.client;
+    let (prepared, rows) = conn.runtime.block_on(async {
+        let prepared = match prepared {
+            Some(prepared) => prepared,
+            None => client.prepare(statement).await.map_err(|e| fail(&e))?,
+        };
+        let rows = client.query(&prepared, &refs).await.map_err(|e| fail(&e))?;
+        Ok::<_, PgFailure>((prepared, rows))
+    })?;
+    conn.keep_statement(statement, prepared);
+    Ok(rows)
+}

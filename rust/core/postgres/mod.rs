@@ -1,0 +1,12 @@
+//! PostgreSQL persistence: connections to a database and the statements
+//! recorders run on them, free of Python types. The binding layer gives
+//! the SQL (made by the Python recorders, the same as 9.1's tables) and
+//! releases the GIL around every call into this module.
+
+pub mod connections;
+pub mod error;
+pub mod value;
+
+pub use connections::{Connections, PgSettings, Written};
+pub use error::PgFailure;
+pub use value::{AnyInt, PgValue, RawUuid};
