@@ -911,8 +911,7 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
             # one round trip, then COMMIT (or ROLLBACK if refused).
             try:
                 count, ids = self.datastore.native.write(
-                    f"BEGIN; SET LOCAL lock_timeout = {lock_timeout}; "
-                    f"{self.lock_table_statement}",
+                    f"BEGIN; SET LOCAL lock_timeout = {lock_timeout}; {self.lock_table_statement}",
                     statement,
                     params,
                     self._insert_context,
