@@ -23,6 +23,8 @@ from typing import Dict, List, Tuple
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = "eventsourcing==9.1.0"
+# The reference's PostgreSQL client (9.1 uses psycopg2).
+REFERENCE_POSTGRES = "psycopg2-binary>=2.9,<2.10"
 
 # (label, workload, store, runner, count). Counts are set so that this
 # project's side of each in-memory row runs for a few tenths of a second:
@@ -59,6 +61,13 @@ ROWS: List[Tuple[str, str, str, str, int]] = [
     ("repository.get, SQLite files", "repository-get", "sqlite-file", "single", 5000),
     ("Application.save, in memory", "save", "memory", "single", 50000),
     ("Application.save, SQLite files", "save", "sqlite-file", "single", 2000),
+    ("pipeline, single-threaded, PostgreSQL", "pipeline", "postgres", "single", 1000),
+    ("pipeline, multi-threaded, PostgreSQL", "pipeline", "postgres", "multi", 1000),
+    ("catch-up 20k, PostgreSQL", "catch-up", "postgres", "single", 20000),
+    ("reader, PostgreSQL", "reader", "postgres", "single", 50000),
+    ("repository.get, PostgreSQL", "repository-get", "postgres", "single", 3000),
+    ("Application.save, PostgreSQL", "save", "postgres", "single", 3000),
+    ("Application.save, 8 threads, PostgreSQL", "save-threads-8", "postgres", "single", 4000),
 ]
 
 
@@ -74,10 +83,26 @@ def reference_python() -> str:
     )
     if probe.returncode != 0:
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", REFERENCE],
+            [str(python), "-m", "pip", "install", "--quiet", REFERENCE, REFERENCE_POSTGRES],
             check=True,
         )
+    probe = subprocess.run([str(python), "-c", "import psycopg2"], capture_output=True)
+    if probe.returncode != 0:
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", REFERENCE_POSTGRES], check=True
+        )
     return str(python)
+
+
+def postgres_settings() -> str:
+    """The benchmark server's durability settings, printed with the table."""
+    sys.path.insert(0, str(HERE))
+    from workload import postgres_execute
+
+    fsync, synchronous_commit = postgres_execute(
+        ["SELECT current_setting('fsync'), current_setting('synchronous_commit')"]
+    )
+    return f"PostgreSQL server: fsync={fsync}, synchronous_commit={synchronous_commit}"
 
 
 def measure(python: str, lib: str, row: Tuple[str, str, str, str, int], count: int) -> float:
@@ -126,6 +151,8 @@ def main() -> None:
         results[row[0]] = (statistics.median(ref), statistics.median(ours))
         r, o = results[row[0]]
         print(f"{row[0]:45s} {r:>12,.0f} {o:>12,.0f} {o / r:>7.1f}x", file=sys.stderr)
+    if any(row[2] == "postgres" for row in rows):
+        print(postgres_settings())
     if args.markdown:
         header = ["workload", "eventsourcing 9.1.0", "eventsourcing_rs", "ratio"]
         print("| " + " | ".join(header) + " |  (events per second)")

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from decimal import Decimal
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 
 def load(lib: str) -> Dict[str, Any]:
@@ -95,12 +95,66 @@ def load(lib: str) -> Dict[str, Any]:
     }
 
 
+POSTGRES_DEFAULTS = {
+    "POSTGRES_DBNAME": "eventsourcing",
+    "POSTGRES_HOST": "127.0.0.1",
+    "POSTGRES_PORT": "5432",
+    "POSTGRES_USER": "eventsourcing",
+    "POSTGRES_PASSWORD": "eventsourcing",
+}
+APPLICATION_TABLES = [
+    f"{name}_{kind}"
+    for name in ("orders", "reservations", "payments")
+    for kind in ("events", "tracking", "snapshots")
+]
+
+
+def postgres_execute(statements: List[str]) -> List[Any]:
+    """Runs statements on the benchmark's server with whichever client this
+    interpreter has (psycopg here, psycopg2 beside the reference); returns
+    the last one's first row."""
+    settings = {k: os.environ.get(k, v) for k, v in POSTGRES_DEFAULTS.items()}
+    kwargs = dict(
+        dbname=settings["POSTGRES_DBNAME"],
+        host=settings["POSTGRES_HOST"],
+        port=settings["POSTGRES_PORT"],
+        user=settings["POSTGRES_USER"],
+        password=settings["POSTGRES_PASSWORD"],
+    )
+    try:
+        import psycopg
+
+        conn: Any = psycopg.connect(autocommit=True, **kwargs)
+    except ImportError:
+        import psycopg2  # type: ignore[import-not-found]
+
+        conn = psycopg2.connect(**kwargs)
+        conn.autocommit = True
+    try:
+        cursor = conn.cursor()
+        row: List[Any] = []
+        for statement in statements:
+            cursor.execute(statement)
+            if cursor.description is not None:
+                row = list(cursor.fetchone() or [])
+        return row
+    finally:
+        conn.close()
+
+
 def configure(lib: str, store: str, directory: str) -> None:
     """Sets the environment both libraries read their persistence from."""
     for key in [k for k in os.environ if k.endswith("SQLITE_DBNAME")]:
         del os.environ[key]
     if store == "memory":
         os.environ["INFRASTRUCTURE_FACTORY"] = f"{lib}.popo:Factory"
+        return
+    if store == "postgres":
+        os.environ["INFRASTRUCTURE_FACTORY"] = f"{lib}.postgres:Factory"
+        for key, value in POSTGRES_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        # The two libraries share table names: each run starts empty.
+        postgres_execute([f"DROP TABLE IF EXISTS {t}" for t in APPLICATION_TABLES])
         return
     os.environ["INFRASTRUCTURE_FACTORY"] = f"{lib}.sqlite:Factory"
     for name in ("ORDERS", "RESERVATIONS", "PAYMENTS"):
@@ -221,6 +275,30 @@ def prepare_save(env: Dict[str, Any], count: int) -> Prepared:
     return act, lambda: None
 
 
+def prepare_save_threads(env: Dict[str, Any], count: int, threads: int) -> Prepared:
+    """``threads`` threads each create and save one-event aggregates, one
+    at a time, ``count`` in all, on one application."""
+    import threading
+
+    orders = env["Orders"]()
+    orders.place(-1)  # tables made, connections warmed, before timing
+    per_thread = count // threads
+
+    def work(offset: int) -> None:
+        for i in range(per_thread):
+            orders.place(offset + i)
+
+    def act() -> int:
+        workers = [threading.Thread(target=work, args=(n * per_thread,)) for n in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        return per_thread * threads
+
+    return act, lambda: None
+
+
 def prepare(env: Dict[str, Any], workload: str, count: int, runner: str = "single") -> Prepared:
     """The named workload, prepared."""
     if workload == "pipeline":
@@ -233,6 +311,8 @@ def prepare(env: Dict[str, Any], workload: str, count: int, runner: str = "singl
         return prepare_repository_get(env, count)
     if workload == "save":
         return prepare_save(env, count)
+    if workload.startswith("save-threads-"):
+        return prepare_save_threads(env, count, int(workload.rsplit("-", 1)[1]))
     raise ValueError(f"unknown workload '{workload}'")
 
 
@@ -266,7 +346,9 @@ def main() -> None:
     parser.add_argument("--lib", required=True)
     parser.add_argument("--workload", required=True)
     parser.add_argument(
-        "--store", default="memory", choices=["memory", "sqlite-memory", "sqlite-file"]
+        "--store",
+        default="memory",
+        choices=["memory", "sqlite-memory", "sqlite-file", "postgres"],
     )
     parser.add_argument("--runner", default="single", choices=["single", "multi"])
     parser.add_argument("--count", type=int, default=1000)

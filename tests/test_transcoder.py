@@ -119,12 +119,15 @@ texts = st.one_of(
     st.text(st.characters(max_codepoint=0x1F) | st.sampled_from('"\\/\x7f'), max_size=8),
     st.text(surrogates | st.characters(max_codepoint=0xFF), max_size=8),
 )
+# Whole seconds: CPython's datetime.fromisoformat (3.11 to 3.13) drops an
+# offset's microseconds ("+00:00:00.000001" reads as UTC), so no ISO text
+# round-trips them, in this library or with the json module.
 fixed_offsets = st.builds(
     timezone,
     st.timedeltas(
         min_value=-timedelta(hours=23, minutes=59, seconds=59),
         max_value=timedelta(hours=23, minutes=59, seconds=59),
-    ),
+    ).map(lambda d: timedelta(seconds=int(d.total_seconds()))),
 )
 timezones = st.one_of(st.none(), st.just(UTC), fixed_offsets, st.timezones())
 scalars = st.one_of(

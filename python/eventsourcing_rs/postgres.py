@@ -907,8 +907,8 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         ]
 
         if not after:
-            # The usual case, in Rust: BEGIN, the lock and the statement in
-            # one round trip, then COMMIT (or ROLLBACK if refused).
+            # The usual case, in Rust: BEGIN, the lock, the statement and
+            # COMMIT in one round trip (a refused statement writes nothing).
             try:
                 count, ids = self.datastore.native.write(
                     f"BEGIN; SET LOCAL lock_timeout = {lock_timeout}; {self.lock_table_statement}",
@@ -1072,12 +1072,19 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
         tracked = [tracking.application_name, tracking.notification_id, tracking.previous_id]
         if not stored_events:
             return self.insert_tracking_statement, tracked, True
-        # One statement: the tracking record first, then the events only if
-        # it was accepted, so a refusal takes no notification ids.
+        # One statement, all or nothing: the tracking record only if it
+        # advances and no event conflicts, then the events only if it was
+        # written; a refusal writes nothing and takes no notification ids
+        # (so the statement's COMMIT can be sent with it).
         new, params, prepared = _new_events(stored_events, 4)
+        no_conflict = (
+            f"NOT EXISTS (SELECT 1 FROM {self.events_table_name} "
+            "JOIN new USING (originator_id, originator_version))"
+        )
         return (
-            f"WITH tracked AS ({self.insert_tracking_statement} RETURNING 1), "
-            f"{new} {self._insert_new_events('EXISTS (SELECT 1 FROM tracked) AND ')}",
+            f"WITH {new}, tracked AS ({self.insert_tracking_statement} "
+            f"AND {no_conflict} RETURNING 1) "
+            f"{self._insert_new_events('EXISTS (SELECT 1 FROM tracked) AND ')}",
             tracked + params,
             prepared,
         )

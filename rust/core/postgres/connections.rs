@@ -207,13 +207,15 @@ impl Connections {
         })
     }
 
-    /// Runs `before` (simple statements: BEGIN, settings, locks) and
-    /// `statement` with `params` in one round trip, then COMMIT in a
-    /// second; if `expected_rows` is given and the statement returned
-    /// another number of rows (its guards refused it), ROLLBACK instead.
-    /// If the connection is lost before COMMIT was sent, a reused
-    /// connection is replaced and the write sent once more; lost after,
-    /// the outcome is unknown, and said so.
+    /// Runs `before` (simple statements: BEGIN, settings, locks), then
+    /// `statement` with `params`, then COMMIT, in one round trip once the
+    /// statement is prepared on the connection. The statement must be all
+    /// or nothing (recorders' guarded inserts are: refused, they write
+    /// nothing); `expected_rows`, when given, is the row count that says
+    /// it was not refused (no ids are given otherwise). A failure before
+    /// COMMIT on a reused connection whose session the server ended is
+    /// sent once more on a new one; lost at COMMIT, the outcome is
+    /// unknown, and said so.
     pub fn write(
         &self,
         before: &str,
@@ -341,61 +343,85 @@ fn write_on(
     let prepared = conn.statement(statement);
     let client = &conn.client;
     let outcome = conn.runtime.block_on(async {
-        // Round trip 1: `before` and the statement (prepared first, on
-        // first use: preparing an INSERT takes its table's lock as running
-        // it would, so it goes after `before`, in its transaction).
-        let ran = match prepared {
-            Some(prepared) => {
-                let (began, rows) = futures_util::join!(
-                    client.batch_execute(before),
-                    run(client, &prepared, &refs)
-                );
-                began.and(rows).map(|rows| (prepared, rows))
-            }
+        let prepared = match prepared {
+            Some(prepared) => prepared,
             None => {
+                // First use on this connection: prepared after `before`, in
+                // its transaction (preparing an INSERT takes its table's
+                // lock as running it would, so `before`'s lock timeout must
+                // apply), then run with COMMIT in a second round trip.
                 let (began, made) =
                     futures_util::join!(client.batch_execute(before), client.prepare(statement));
-                match began.and(made) {
-                    Ok(made) => run(client, &made, &refs).await.map(|rows| (made, rows)),
-                    Err(e) => Err(e),
-                }
+                let made = began
+                    .and(made)
+                    .map_err(|e| WriteError::BeforeCommit(fail(&e)));
+                let made = match made {
+                    Ok(made) => made,
+                    Err(error) => {
+                        if !client.is_closed() {
+                            let _ = client.batch_execute("ROLLBACK").await;
+                        }
+                        return Err(error);
+                    }
+                };
+                let (rows, committed) =
+                    futures_util::join!(run(client, &made, &refs), client.batch_execute("COMMIT"));
+                return settle(client, Ok(()), rows, committed, context).map(|rows| (made, rows));
             }
         };
-        let (prepared, rows) = match ran {
-            Ok(ran) => ran,
-            Err(e) => {
-                if !client.is_closed() {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                }
-                return Err(WriteError::BeforeCommit(fail(&e)));
-            }
-        };
-        // Round trip 2: COMMIT, unless the statement's guards refused it
-        // (fewer rows than expected), when nothing of it may stay.
-        if expected_rows.is_some_and(|n| rows.1 != n) {
-            client
-                .batch_execute("ROLLBACK")
-                .await
-                .map_err(|e| WriteError::Failed(fail(&e)))?;
-            return Ok((prepared, rows));
-        }
-        if let Err(e) = client.batch_execute("COMMIT").await {
-            return Err(WriteError::Failed(if client.is_closed() {
-                unknown_outcome(context, &e)
-            } else {
-                fail(&e)
-            }));
-        }
-        Ok((prepared, rows))
+        // One round trip: `before`, the statement and COMMIT, pipelined.
+        // The statements are all or nothing (a refused one writes nothing),
+        // so COMMIT can go with them; a failed one aborts the transaction,
+        // and COMMIT then rolls it back.
+        let (began, rows, committed) = futures_util::join!(
+            client.batch_execute(before),
+            run(client, &prepared, &refs),
+            client.batch_execute("COMMIT")
+        );
+        settle(client, began, rows, committed, context).map(|rows| (prepared, rows))
     });
     let (prepared, (rows, count)) = outcome?;
     conn.keep_statement(statement, prepared);
+    if expected_rows.is_some_and(|n| n != count) {
+        // Refused by its guards: nothing was written.
+        return Ok(Written {
+            count,
+            ids: Vec::new(),
+        });
+    }
     let ids = rows
         .iter()
         .filter_map(|row| row.try_get::<_, super::value::AnyInt>(0).ok())
         .map(|id| id.0)
         .collect();
     Ok(Written { count, ids })
+}
+
+/// The outcome of a pipelined write, from its parts' results, in order:
+/// a failure before COMMIT committed nothing (responses come in order, and
+/// the server sends each before it reads the next request), so a write
+/// whose connection was lost then may be sent again; lost at COMMIT, the
+/// outcome is unknown.
+fn settle(
+    client: &Client,
+    began: Result<(), tokio_postgres::Error>,
+    rows: Result<(Vec<Row>, u64), tokio_postgres::Error>,
+    committed: Result<(), tokio_postgres::Error>,
+    context: &str,
+) -> Result<(Vec<Row>, u64), WriteError> {
+    let fail = |e: &tokio_postgres::Error| PgFailure::from_client(context, e);
+    if let Err(e) = began {
+        return Err(WriteError::BeforeCommit(fail(&e)));
+    }
+    let rows = rows.map_err(|e| WriteError::BeforeCommit(fail(&e)))?;
+    if let Err(e) = committed {
+        return Err(WriteError::Failed(if client.is_closed() || e.is_closed() {
+            unknown_outcome(context, &e)
+        } else {
+            fail(&e)
+        }));
+    }
+    Ok(rows)
 }
 
 /// Runs a prepared statement: its rows, and the number of rows it wrote
