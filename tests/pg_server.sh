@@ -16,6 +16,8 @@
 #   ESRS_PG_DATA   data directory (default /tmp/esrs-pg)
 #   ESRS_PG_HOST   address to listen on and to check (default 127.0.0.1)
 #   ESRS_PG_PORT   port (default 5432)
+#   ESRS_PG_FSYNC  "on" for a durable server (fsync, synchronous_commit and
+#                  full_page_writes on); by default they are off, for speed
 #   PG_BIN         directory of initdb/pg_ctl/psql (default: the newest
 #                  /usr/lib/postgresql/*/bin, else wherever pg_ctl is on PATH)
 #
@@ -157,8 +159,13 @@ init_cluster() {
         --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null \
         || { rm -f "$pwfile"; die "initdb failed"; }
     rm -f "$pwfile"
-    # A throwaway test server: durability is worth nothing here, speed is.
-    # Many connections, because threaded tests hold one per thread.
+    # A throwaway test server: durability is worth nothing here, speed is
+    # (ESRS_PG_FSYNC=on makes a durable one, for crash tests and durable
+    # benchmark rows). Many connections: threaded tests hold one a thread.
+    local durable=off
+    if [[ "${ESRS_PG_FSYNC:-off}" == on ]]; then
+        durable=on
+    fi
     cat >>"$DATA/postgresql.conf" <<CONF
 
 # Written by tests/pg_server.sh for a private test server.
@@ -166,9 +173,9 @@ listen_addresses = '$HOST'
 port = $PORT
 unix_socket_directories = '$DATA'
 max_connections = 300
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+fsync = $durable
+synchronous_commit = $durable
+full_page_writes = $durable
 CONF
 }
 

@@ -186,7 +186,10 @@ impl Connections {
         let (client, connection) = runtime.block_on(config.connect(NoTls)).map_err(|e| {
             let reason = match e.as_db_error() {
                 Some(db) => db.message().to_string(),
-                None => e.to_string(),
+                None => match std::error::Error::source(&e) {
+                    Some(cause) => format!("{e}: {cause}"),
+                    None => e.to_string(),
+                },
             };
             PgFailure::new(
                 ErrorKind::Interface,
