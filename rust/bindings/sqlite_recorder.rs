@@ -153,8 +153,7 @@ pub struct SqliteTransaction {
 
 impl SqliteTransaction {
     /// The error for a transaction used in a child forked while it was
-    /// open; the child's copy of it is ended, so the child's own
-    /// connections can write.
+    /// open (the parent's to commit or roll back, not the child's).
     fn refuse_inherited(&self, lease: Lease) -> PyErr {
         drop(lease);
         self.store.adopt_after_fork();

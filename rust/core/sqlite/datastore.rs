@@ -102,6 +102,8 @@ struct Pool {
     generation: u64,
     writer: Writer,
     readers: Vec<Connection>,
+    /// In a forked child: the parent had a transaction open at the fork.
+    inherited_transaction: bool,
 }
 
 struct Inner {
@@ -110,7 +112,7 @@ struct Inner {
     lock_timeout: Duration,
     pool: Mutex<Pool>,
     /// The raw handles of the connections leased out, so that a forked
-    /// child can end the transactions it inherited (see
+    /// child can tell whether it inherited an open transaction (see
     /// `Inner::adopt_after_fork`).
     leased: Mutex<Vec<usize>>,
     writer_returned: Condvar,
@@ -155,6 +157,7 @@ impl Datastore {
                     generation: 0,
                     writer: Writer::Absent,
                     readers: Vec::new(),
+                    inherited_transaction: false,
                 }),
                 leased: Mutex::new(Vec::new()),
                 writer_returned: Condvar::new(),
@@ -202,6 +205,19 @@ impl Datastore {
                 None => inner.open(Role::Read)?,
             };
             return Ok(self.wrap(conn, false, generation, epoch));
+        }
+        if pool.inherited_transaction {
+            return Err(StoreError::new(
+                ErrorKind::Operational,
+                format!(
+                    "SQLite database '{}' cannot be written in this process: it was forked \
+                     while a transaction on the database was open in the parent, and SQLite's \
+                     locks of that transaction are copied into this process, where nothing can \
+                     release them; fork outside transactions, or start the process with \
+                     'spawn' (reading is not affected)",
+                    self.db_name()
+                ),
+            ));
         }
         let deadline = Instant::now().checked_add(inner.lock_timeout);
         loop {
@@ -253,9 +269,8 @@ impl Datastore {
         }
     }
 
-    /// Takes the pool over in a forked child, if this is one (ending the
-    /// child's copy of a write transaction the parent had open); done
-    /// anyway by the next lease.
+    /// Takes the pool over in a forked child, if this is one; done anyway
+    /// by the next lease.
     pub fn adopt_after_fork(&self) {
         let mut pool = self.inner.pool.lock();
         self.inner.adopt_after_fork(&mut pool, process_epoch());
@@ -302,32 +317,21 @@ impl Inner {
             pool.epoch = epoch;
             pool.generation += 1;
             let inherited = std::mem::take(&mut *self.leased.lock());
-            for handle in inherited {
-                // The parent had a transaction open when it forked.
-                // SQLite keeps, per process, which of its connections hold
-                // which locks: the child's copy says this one still holds
-                // the write lock, which would keep every new connection of
-                // the child waiting for it. Rolling the child's copy back
-                // clears that (the parent's own transaction and locks are
-                // its own, untouched); the connection is then left alone,
-                // as the parent's.
-                // SAFETY: the handle is of a connection that is still
-                // open (its lease forgets it, never closes it, in another
-                // process epoch), and in the child no other thread can be
-                // using it.
-                unsafe {
-                    let db = handle as *mut rusqlite::ffi::sqlite3;
-                    if rusqlite::ffi::sqlite3_get_autocommit(db) == 0 {
-                        rusqlite::ffi::sqlite3_exec(
-                            db,
-                            c"ROLLBACK".as_ptr(),
-                            None,
-                            std::ptr::null_mut(),
-                            std::ptr::null_mut(),
-                        );
-                    }
-                }
-            }
+            // The parent had a transaction open when it forked. SQLite
+            // keeps, per process, which of its connections hold which
+            // locks: the child's copy says the parent's connection still
+            // holds them, so no connection of the child could write. The
+            // child cannot safely end that transaction (rolling its copy
+            // back would write to the WAL index the parent shares), so it
+            // says so when it would write, instead of waiting out the lock
+            // timeout.
+            // SAFETY: the handles are of connections still open (their
+            // leases forget them, never close them, in another process
+            // epoch); in the child no other thread can be using them, and
+            // only the transaction flag of the child's copy is read.
+            pool.inherited_transaction = inherited.into_iter().any(|handle| unsafe {
+                rusqlite::ffi::sqlite3_get_autocommit(handle as *mut rusqlite::ffi::sqlite3) == 0
+            });
             if let Writer::Idle(conn) = std::mem::replace(&mut pool.writer, Writer::Absent) {
                 std::mem::forget(conn);
             }
