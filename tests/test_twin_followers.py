@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Type
+from typing import Any, Dict, Iterator, List, Optional, Type
 
 import pytest
 from eventsourcing_rs.system import Follower
@@ -182,3 +182,29 @@ def test_two_processes_running_one_follower_process_each_notification_once(
         # Both instances did work (at least one processed notifications
         # the other then did not record).
         assert sum(processed) >= count
+
+
+class PublishingCopier(TwinCopier):
+    """Records, then publishes elsewhere, which fails (after the insert
+    committed)."""
+
+    def record(self, process_event: Any) -> None:
+        super().record(process_event)
+        raise RuntimeError("publishing failed")
+
+
+def test_an_error_raised_after_the_insert_committed_reaches_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not taken for a lost race with another instance (the stored position
+    # has moved past the batch's start, but by this instance's own insert).
+    for key, value in sqlite_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PUBLISHINGCOPIER_SQLITE_DBNAME", str(tmp_path / "publishing.db"))
+    source = TwinSource()
+    source.make(1)
+    copier = make_copier(PublishingCopier, source, None)
+    with pytest.raises(RuntimeError, match="publishing failed"):
+        copier.pull_and_process("TwinSource")
+    assert copier.seen == [1]
+    assert copier.recorder.max_tracking_id("TwinSource") == 1

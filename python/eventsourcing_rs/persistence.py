@@ -360,6 +360,14 @@ class IntegrityError(DatabaseError, RecordConflictError):
     position, or a tracking record at that notification, already exists."""
 
 
+class TrackingRefused(IntegrityError):
+    """A process recorder refused a tracking record: it does not advance
+    the follower's position for its leader, or that position is no longer
+    the one its batch was read from (``Tracking.previous_id``: another
+    instance of the follower recorded from it). Nothing of the insert was
+    written. An :class:`IntegrityError`, as 9.1 raises for it."""
+
+
 class InternalError(DatabaseError):
     """The database found itself in an inconsistent state."""
 
@@ -711,6 +719,7 @@ class InfrastructureFactory(ABC):
 
 __all__ = [
     "InvalidSetting",
+    "TrackingRefused",
     "NotificationPage",
     "AggregateRecorder",
     "ApplicationRecorder",

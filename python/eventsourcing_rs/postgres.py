@@ -55,6 +55,7 @@ from eventsourcing_rs.persistence import (
     ProgrammingError,
     StoredEvent,
     Tracking,
+    TrackingRefused,
 )
 
 T = TypeVar("T")
@@ -1069,7 +1070,11 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
     ) -> Tuple[str, List[Any], bool]:
         if tracking is None:
             return super()._guarded_insert(stored_events, tracking)
-        tracked = [tracking.application_name, tracking.notification_id, tracking.previous_id]
+        tracked = [
+            tracking.application_name,
+            tracking.notification_id,
+            getattr(tracking, "previous_id", None),
+        ]
         if not stored_events:
             return self.insert_tracking_statement, tracked, True
         # One statement, all or nothing: the tracking record only if it
@@ -1102,14 +1107,14 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
                 f"Selecting the max tracking id from table '{self.tracking_table_name}' failed",
             )
             if tracking.notification_id <= last:
-                return IntegrityError(
+                return TrackingRefused(
                     f"notification {tracking.notification_id} of application "
                     f"'{tracking.application_name}' is already processed (last "
                     f"tracked id is {last}; table '{self.tracking_table_name}')"
                 )
-            previous = tracking.previous_id
+            previous = getattr(tracking, "previous_id", None)
             if previous is not None and previous != last:
-                return IntegrityError(
+                return TrackingRefused(
                     f"notifications {previous + 1}..={tracking.notification_id} of "
                     f"application '{tracking.application_name}' were processed from "
                     f"position {previous}, but the last tracked id is now {last} "

@@ -45,10 +45,12 @@ from eventsourcing_rs.domain import Aggregate, AggregateEvent
 from eventsourcing_rs.group_commit import PendingAwareEventStore, PendingEvents
 from eventsourcing_rs.persistence import (
     EventStore,
+    IntegrityError,
     Mapper,
     Notification,
     ProcessRecorder,
     Tracking,
+    TrackingRefused,
 )
 from eventsourcing_rs.utils import get_topic, resolve_topic
 
@@ -455,7 +457,10 @@ class Follower(Application):
         the one the batch was read from, so the pull starts again from
         there instead of reporting the error."""
         previous = getattr(tracking, "previous_id", None)
-        if previous is None:
+        if previous is None or not isinstance(error, TrackingRefused):
+            # Only the tracking record's refusal: any other error (one a
+            # user's record() raised after its insert committed, say) is
+            # the caller's to see.
             return
         try:
             found = self.recorder.max_tracking_id(name)
@@ -557,7 +562,12 @@ class Follower(Application):
         except BaseException:
             self.tracking_book.forget(name)
             raise
-        self.tracking_book.advance(name, tracking.notification_id)
+        try:
+            self.tracking_book.advance(name, tracking.notification_id)
+        except IntegrityError:
+            # Committed; the book was moved meanwhile (another thread of
+            # this follower): read again from the recorder next time.
+            self.tracking_book.forget(name)
 
 
 class Promptable(ABC):

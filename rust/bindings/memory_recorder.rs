@@ -8,7 +8,7 @@ use parking_lot::RwLock;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::errors::IntegrityError;
+use super::errors::{IntegrityError, TrackingRefused};
 use super::uuids::{u128_to_hyphenated, uuid_to_u128};
 use super::values::{Notification, StoredEvent, Tracking};
 use crate::core::memory_store::{EventQuery, InsertError, MemoryStore, NewEvent};
@@ -103,7 +103,10 @@ impl MemoryRecorder {
             .map(|e| e.record.clone_ref(py).into_any())
             .collect();
         let result = self.store.write().insert(batch, tracking);
-        let ids = result.map_err(|e| IntegrityError::new_err(insert_error_message(&e)))?;
+        let ids = result.map_err(|e| match e {
+            InsertError::Tracking(_) => TrackingRefused::new_err(insert_error_message(&e)),
+            _ => IntegrityError::new_err(insert_error_message(&e)),
+        })?;
         for record in &kept {
             untrack_if_plain(record.bind(py));
         }

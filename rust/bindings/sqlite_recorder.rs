@@ -18,7 +18,7 @@ use rusqlite::types::Value;
 
 use super::errors::{
     DataError, DatabaseError, IntegrityError, InterfaceError, InternalError, NotSupportedError,
-    OperationalError, ProgrammingError,
+    OperationalError, ProgrammingError, TrackingRefused,
 };
 use super::uuids::{u128_to_uuid, uuid_to_u128};
 use super::values::{Notification, StoredEvent, Tracking};
@@ -37,6 +37,7 @@ pub fn store_error(err: StoreError) -> PyErr {
         ErrorKind::Data => DataError::new_err(message),
         ErrorKind::Operational => OperationalError::new_err(message),
         ErrorKind::Integrity => IntegrityError::new_err(message),
+        ErrorKind::TrackingRefused => TrackingRefused::new_err(message),
         ErrorKind::Internal => InternalError::new_err(message),
         ErrorKind::Programming => ProgrammingError::new_err(message),
         ErrorKind::NotSupported => NotSupportedError::new_err(message),

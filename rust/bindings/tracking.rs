@@ -3,7 +3,7 @@
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 
-use super::errors::IntegrityError;
+use super::errors::TrackingRefused;
 use crate::core::tracking::TrackingBook as Book;
 
 #[pyclass(frozen, module = "eventsourcing_rs._core")]
@@ -34,13 +34,13 @@ impl TrackingBook {
     /// does not advance past the known position.
     pub(crate) fn check(&self, leader_name: &str, notification_id: i64) -> PyResult<()> {
         let result = self.book.lock().check(leader_name, notification_id);
-        result.map_err(|e| IntegrityError::new_err(e.to_string()))
+        result.map_err(|e| TrackingRefused::new_err(e.to_string()))
     }
 
     /// Moves the known position on, after the insert committed.
     pub(crate) fn advance(&self, leader_name: &str, notification_id: i64) -> PyResult<()> {
         let result = self.book.lock().advance(leader_name, notification_id);
-        result.map_err(|e| IntegrityError::new_err(e.to_string()))
+        result.map_err(|e| TrackingRefused::new_err(e.to_string()))
     }
 
     /// Forgets the leader's position, so it is read again from the recorder.

@@ -77,6 +77,13 @@ impl<T> MemoryStore<T> {
         events: &[NewEvent<T>],
         tracking: Option<TrackingRecord<'_>>,
     ) -> Result<(), InsertError> {
+        // The position first, as the other stores check it: a batch that
+        // another instance of the follower overtook is refused as such.
+        if let Some(record) = tracking {
+            record
+                .check(self.max_tracking_id(record.application_name))
+                .map_err(InsertError::Tracking)?;
+        }
         for (i, e) in events.iter().enumerate() {
             if self
                 .index
@@ -109,11 +116,6 @@ impl<T> MemoryStore<T> {
                     });
                 }
             }
-        }
-        if let Some(record) = tracking {
-            record
-                .check(self.max_tracking_id(record.application_name))
-                .map_err(InsertError::Tracking)?;
         }
         Ok(())
     }

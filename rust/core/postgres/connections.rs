@@ -67,11 +67,15 @@ impl PgConn {
                 return false;
             }
         }
-        // Lets the connection's task read what arrived while it was idle
-        // (a server that went away has closed the socket).
-        self.runtime.block_on(tokio::task::yield_now());
-        if self.client.is_closed() {
-            return false;
+        // Lets the connection's task read what arrived while it was idle:
+        // a server that ended the session (an administrator, a shutdown)
+        // sent a last error and closed the socket. A few turns: one for the
+        // runtime to see the socket readable, one for the task to read.
+        for _ in 0..3 {
+            self.runtime.block_on(tokio::task::yield_now());
+            if self.client.is_closed() {
+                return false;
+            }
         }
         if settings.pre_ping {
             let client = &self.client;
@@ -246,6 +250,15 @@ impl Connections {
                     self.close_all();
                     continue;
                 }
+                Err(WriteError::BeforeCommit(failure))
+                    if attempt == 0 && failure.is_stale_statement() =>
+                {
+                    // The table changed under a prepared statement: prepare
+                    // again (nothing was committed).
+                    conn.statements.clear();
+                    self.checkin(conn);
+                    continue;
+                }
                 Err(WriteError::BeforeCommit(failure)) | Err(WriteError::Failed(failure)) => {
                     self.checkin(conn);
                     return Err(failure);
@@ -271,9 +284,14 @@ impl Connections {
             conn.uses += 1;
             let rows = query_on(&mut conn, statement, params, context);
             let lost = conn.client.is_closed();
+            let stale = rows.as_ref().is_err_and(PgFailure::is_stale_statement);
+            if stale {
+                conn.statements.clear();
+            }
             self.checkin(conn);
             match rows {
                 Ok(rows) => return read(&rows),
+                Err(failure) if attempt == 0 && stale => last = Some(failure),
                 Err(failure) if attempt == 0 && reused && (lost || failure.lost) => {
                     // As for a write: the idle connections are stale too.
                     self.close_all();
@@ -321,7 +339,7 @@ fn adopt_after_fork(pool: &mut Pool) {
 fn unreachable_write(context: &str) -> Result<Written, PgFailure> {
     Err(PgFailure::new(
         ErrorKind::Interface,
-        format!("{context}: lost the connection to PostgreSQL twice"),
+        format!("{context}: failed twice on a fresh start (lost connection or stale statement)"),
     ))
 }
 
@@ -401,10 +419,9 @@ fn write_on(
 }
 
 /// The outcome of a pipelined write, from its parts' results, in order:
-/// a failure before COMMIT committed nothing (responses come in order, and
-/// the server sends each before it reads the next request), so a write
-/// whose connection was lost then may be sent again; lost at COMMIT, the
-/// outcome is unknown.
+/// an error the server sent before COMMIT's response means nothing was
+/// committed (so a write whose session the server ended may be sent
+/// again); a connection lost without one leaves the outcome unknown.
 fn settle(
     client: &Client,
     began: Result<(), tokio_postgres::Error>,
@@ -413,10 +430,21 @@ fn settle(
     context: &str,
 ) -> Result<(Vec<Row>, u64), WriteError> {
     let fail = |e: &tokio_postgres::Error| PgFailure::from_client(context, e);
-    if let Err(e) = began {
-        return Err(WriteError::BeforeCommit(fail(&e)));
-    }
-    let rows = rows.map_err(|e| WriteError::BeforeCommit(fail(&e)))?;
+    // The server's own error (a lock timeout, a conflict, a session ended
+    // by an administrator or a shutdown) came in order, before COMMIT was
+    // read: nothing was committed. A connection that just closed says
+    // nothing of how far the server got: COMMIT may have run.
+    let before_commit = |e: tokio_postgres::Error| {
+        // (A value that could not be sent fails here, in the client, and
+        // the server commits an empty transaction: nothing either.)
+        if e.as_db_error().is_some() || !e.is_closed() {
+            WriteError::BeforeCommit(fail(&e))
+        } else {
+            WriteError::Failed(unknown_outcome(context, &e))
+        }
+    };
+    began.map_err(before_commit)?;
+    let rows = rows.map_err(before_commit)?;
     if let Err(e) = committed {
         return Err(WriteError::Failed(if client.is_closed() || e.is_closed() {
             unknown_outcome(context, &e)

@@ -27,6 +27,13 @@ impl PgFailure {
         }
     }
 
+    /// A prepared statement the server no longer runs as prepared: gone
+    /// (26000), or its table changed shape ("cached plan must not change
+    /// result type", 0A000). Preparing it again mends it.
+    pub fn is_stale_statement(&self) -> bool {
+        matches!(self.sqlstate.as_deref(), Some("26000" | "0A000"))
+    }
+
     /// `err` with `context` (what was being done, where) before it.
     pub fn from_client(context: &str, err: &tokio_postgres::Error) -> Self {
         match err.as_db_error() {

@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Data,
     Operational,
     Integrity,
+    /// An integrity error of a tracking record (see `core::tracking`).
+    TrackingRefused,
     Internal,
     Programming,
     NotSupported,

@@ -521,7 +521,7 @@ impl SqliteRecorder {
         let last = self.read_max_tracking_id(conn, name)?;
         if let Err(refused) = record.check(last) {
             return Err(StoreError::new(
-                ErrorKind::Integrity,
+                ErrorKind::TrackingRefused,
                 format!(
                     "{refused} according to {}",
                     self.where_table(TRACKING_TABLE)
