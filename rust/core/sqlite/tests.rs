@@ -145,7 +145,7 @@ fn tracking_advances_with_the_events_or_not_at_all() {
         let err = r
             .insert_events(&[ev(1, 2)], Some(("up", stale).into()))
             .unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Integrity);
+        assert_eq!(err.kind, ErrorKind::TrackingRefused);
         assert!(err.message.contains("already processed"), "{}", err.message);
     }
     assert_eq!(all(&r, 1), vec![1]);
@@ -171,7 +171,7 @@ fn a_batch_overlapping_a_recorded_one_is_refused_whole() {
     let err = r
         .insert_events(&[ev(2, 1), ev(3, 1)], Some(("up", 10, 0).into()))
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Integrity);
+    assert_eq!(err.kind, ErrorKind::TrackingRefused);
     assert!(
         err.message.contains("processed from position 0"),
         "{}",
