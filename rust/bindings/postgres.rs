@@ -131,6 +131,27 @@ pub struct PostgresConnections {
     inner: Connections,
 }
 
+impl PostgresConnections {
+    /// The rows of a query of events (after a notification id column
+    /// when `numbered`), read with the GIL released.
+    fn event_rows(
+        &self,
+        py: Python<'_>,
+        statement: &str,
+        params: &Bound<'_, PyAny>,
+        context: &str,
+        numbered: bool,
+    ) -> PyResult<Vec<Row>> {
+        let values = to_values(params)?;
+        py.detach(|| {
+            self.inner.query(statement, &values, context, |rows| {
+                read_rows(rows, numbered)
+            })
+        })
+        .map_err(pg_error)
+    }
+}
+
 #[pymethods]
 impl PostgresConnections {
     #[new]
@@ -207,13 +228,7 @@ impl PostgresConnections {
         params: &Bound<'py, PyAny>,
         context: &str,
     ) -> PyResult<Bound<'py, PyList>> {
-        let values = to_values(params)?;
-        let rows = py
-            .detach(|| {
-                self.inner
-                    .query(statement, &values, context, |rows| read_rows(rows, false))
-            })
-            .map_err(pg_error)?;
+        let rows = self.event_rows(py, statement, params, context, false)?;
         let events = rows
             .iter()
             .map(|row| Py::new(py, stored_event(py, row)?))
@@ -230,13 +245,7 @@ impl PostgresConnections {
         params: &Bound<'py, PyAny>,
         context: &str,
     ) -> PyResult<Bound<'py, PyList>> {
-        let values = to_values(params)?;
-        let rows = py
-            .detach(|| {
-                self.inner
-                    .query(statement, &values, context, |rows| read_rows(rows, true))
-            })
-            .map_err(pg_error)?;
+        let rows = self.event_rows(py, statement, params, context, true)?;
         let notifications = rows
             .iter()
             .map(|row| Notification::create(py, row.0, stored_event(py, row)?))
