@@ -180,7 +180,12 @@ fn refuse_other_than_domain_events(
             .map_err(PyErr::from)
     })?;
     let is_event = match cls.cast::<PyType>() {
-        Ok(cls) => cls.is_subclass(domain_event.bind(py))?,
+        // By the classes' MROs (PyType_IsSubtype), not issubclass(), which
+        // would run ABCMeta's __subclasscheck__ for every event decoded.
+        // SAFETY: both are live type objects; nothing is written.
+        Ok(cls) => unsafe {
+            pyo3::ffi::PyType_IsSubtype(cls.as_type_ptr(), domain_event.bind(py).as_type_ptr()) != 0
+        },
         Err(_) => false,
     };
     if is_event {

@@ -50,6 +50,10 @@ pub fn new_with_dict<'py>(
     }
 }
 
+/// Whether instance dicts are set through the type's `__dict__` setter
+/// (decided once: reading the version parses a string).
+static SET_DICT_BY_SETTER: PyOnceLock<bool> = PyOnceLock::new();
+
 /// `obj.__dict__ = state`. Through `PyObject_GenericSetDict` where that is
 /// what the assignment does (CPython 3.11 and 3.12); from 3.13, where
 /// instances keep their attributes inline until a dict is asked for, that
@@ -58,7 +62,8 @@ pub fn new_with_dict<'py>(
 /// itself is made instead, as Python code makes it.
 fn set_dict(obj: &Bound<'_, PyAny>, state: &Bound<'_, PyDict>) -> PyResult<()> {
     let py = obj.py();
-    if py.version_info() >= (3, 13) || shortcuts_disabled() {
+    if *SET_DICT_BY_SETTER.get_or_init(py, || py.version_info() >= (3, 13) || shortcuts_disabled())
+    {
         // object.__setattr__(obj, "__dict__", state): the type's own
         // `__dict__` setter, past any __setattr__ (a frozen dataclass's).
         let name = pyo3::intern!(py, "__dict__");
