@@ -69,6 +69,23 @@ def test_a_swapped_state_is_refused_when_bound(tmp_path: Path, mapper: Type[Any]
         fresh.repository.get(bob.id)
 
 
+def test_a_state_under_another_topic_is_refused_when_bound(tmp_path: Path) -> None:
+    app = Application(env=env(tmp_path, bound=True))
+    alice = Account("alice", 10)
+    app.save(alice)
+    with app.recorder.datastore.transaction(commit=True) as t:  # type: ignore[attr-defined]
+        t.execute(
+            "UPDATE stored_events SET topic = ?",
+            (f"{__name__}:Account.Opened2",),
+        )
+    Account.Opened2 = Account.Opened  # type: ignore[attr-defined]
+    try:
+        with pytest.raises(ValueError, match="another event's row or topic"):
+            Application(env=env(tmp_path, bound=True)).repository.get(alice.id)
+    finally:
+        del Account.Opened2  # type: ignore[attr-defined]
+
+
 def test_without_the_setting_a_swap_goes_unnoticed(tmp_path: Path) -> None:
     app = Application(env=env(tmp_path, bound=False))
     alice, bob = Account("alice", 10), Account("bob", 1_000_000)
@@ -97,12 +114,15 @@ def test_a_bound_ciphertext_stripped_of_its_marker_is_refused() -> None:
     import uuid
 
     originator_id = uuid.uuid4()
-    bound = cipher.encrypt_at(b"secret", originator_id, 1)
-    assert cipher.decrypt_at(bound, originator_id, 1) == b"secret"
+    bound = cipher.encrypt_at(b"secret", originator_id, 1, "app:Event")
+    assert cipher.decrypt_at(bound, originator_id, 1, "app:Event") == b"secret"
     with pytest.raises(ValueError):
-        cipher.decrypt_at(bound[4:], originator_id, 1)
+        cipher.decrypt_at(bound[4:], originator_id, 1, "app:Event")
     with pytest.raises(ValueError):
-        cipher.decrypt_at(bound, originator_id, 2)
+        cipher.decrypt_at(bound, originator_id, 2, "app:Event")
+    # A snapshot's state (another topic) cannot stand in for the event's.
+    with pytest.raises(ValueError):
+        cipher.decrypt_at(bound, originator_id, 1, "app:Snapshot")
 
 
 class PlainCipher(Cipher):

@@ -5,10 +5,11 @@ the 16-byte tag, then the encrypted bytes), so data encrypted by either
 library decrypts with the other given the same key.
 
 Beyond the reference, with ``CIPHER_BIND_TO_POSITION=yes`` each ciphertext
-is bound to its event's aggregate id and version (AES-GCM associated
-data), so a row's state moved or swapped into another row no longer
-decrypts. Such ciphertexts start with a 4-byte marker; states written
-without the setting (or by the reference) are still read, unbound.
+is bound to its event's aggregate id, version and topic (AES-GCM
+associated data), so a row's state moved or swapped into another row, or
+put under another topic, no longer decrypts. Such ciphertexts start with
+a 4-byte marker; states written without the setting (or by the
+reference) are still read, unbound.
 """
 
 import os
@@ -26,9 +27,18 @@ _TAG_SIZE = 16
 _BOUND = b"ESB1"
 
 
-def _position(originator_id: UUID, originator_version: int) -> bytes:
-    """The associated data that binds a ciphertext to an event."""
-    return b"eventsourcing_rs position:" + originator_id.bytes + str(originator_version).encode()
+def _position(originator_id: UUID, originator_version: int, topic: str) -> bytes:
+    """The associated data that binds a ciphertext to its row: the
+    aggregate, the version and the topic (so neither another event's state
+    nor a snapshot's, at the same version, can stand in for it)."""
+    return b"\x00".join(
+        (
+            b"eventsourcing_rs position",
+            originator_id.bytes,
+            str(originator_version).encode(),
+            topic.encode("utf8", "surrogatepass"),
+        )
+    )
 
 
 class AESCipher(Cipher):
@@ -67,20 +77,26 @@ class AESCipher(Cipher):
     # call encrypt_at and decrypt_at.
     bound_to_position = False
 
-    def encrypt_at(self, plaintext: bytes, originator_id: UUID, originator_version: int) -> bytes:
-        """The ciphertext of ``plaintext``, bound to the event's position."""
+    def encrypt_at(
+        self, plaintext: bytes, originator_id: UUID, originator_version: int, topic: str
+    ) -> bytes:
+        """The ciphertext of ``plaintext``, bound to the event's row."""
         nonce = AESCipher.random_bytes(_NONCE_SIZE)
-        sealed = self._aead.encrypt(nonce, plaintext, _position(originator_id, originator_version))
+        position = _position(originator_id, originator_version, topic)
+        sealed = self._aead.encrypt(nonce, plaintext, position)
         return _BOUND + nonce + sealed[-_TAG_SIZE:] + sealed[:-_TAG_SIZE]
 
-    def decrypt_at(self, ciphertext: bytes, originator_id: UUID, originator_version: int) -> bytes:
-        """The plaintext of a ciphertext bound to this event's position, or
-        of an unbound one (written without the setting)."""
+    def decrypt_at(
+        self, ciphertext: bytes, originator_id: UUID, originator_version: int, topic: str
+    ) -> bytes:
+        """The plaintext of a ciphertext bound to this event's row, or of
+        an unbound one (written without the setting)."""
         if not ciphertext.startswith(_BOUND):
             return self.decrypt(ciphertext)
         try:
             return self._open(
-                ciphertext[len(_BOUND) :], _position(originator_id, originator_version)
+                ciphertext[len(_BOUND) :],
+                _position(originator_id, originator_version, topic),
             )
         except ValueError:
             # Unbound, with a nonce that happens to start like the marker?
@@ -91,7 +107,7 @@ class AESCipher(Cipher):
             raise ValueError(
                 "Cipher text is damaged: MAC check failed for event "
                 f"{originator_version} of aggregate {originator_id} (wrong key, the data "
-                "was altered, or it was moved from another event's row)"
+                "was altered, or it was moved from another event's row or topic)"
             ) from None
 
     def decrypt(self, ciphertext: bytes) -> bytes:

@@ -277,7 +277,7 @@ class Mapper(Generic[TDomainEvent]):
         if self.cipher:
             if getattr(self.cipher, "bound_to_position", False):
                 data = self.cipher.encrypt_at(  # type: ignore[attr-defined]
-                    data, originator_id, originator_version
+                    data, originator_id, originator_version, topic
                 )
             else:
                 data = self.cipher.encrypt(data)
@@ -291,7 +291,7 @@ class Mapper(Generic[TDomainEvent]):
             if self.cipher:
                 if getattr(self.cipher, "bound_to_position", False):
                     data = self.cipher.decrypt_at(  # type: ignore[attr-defined]
-                        data, stored.originator_id, stored.originator_version
+                        data, stored.originator_id, stored.originator_version, stored.topic
                     )
                 else:
                     data = self.cipher.decrypt(data)
@@ -509,8 +509,8 @@ class InfrastructureFactory(ABC):
     MAPPER_TOPIC = "MAPPER_TOPIC"
     CIPHER_TOPIC = "CIPHER_TOPIC"
     CIPHER_KEY = "CIPHER_KEY"
-    # Beyond 9.1: bind each ciphertext to its event's aggregate id and
-    # version (AES-GCM associated data), so rows cannot be swapped.
+    # Beyond 9.1: bind each ciphertext to its event's aggregate id, version
+    # and topic (AES-GCM associated data), so rows cannot be swapped.
     CIPHER_BIND_TO_POSITION = "CIPHER_BIND_TO_POSITION"
     COMPRESSOR_TOPIC = "COMPRESSOR_TOPIC"
     IS_SNAPSHOTTING_ENABLED = "IS_SNAPSHOTTING_ENABLED"

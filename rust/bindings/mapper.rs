@@ -133,6 +133,7 @@ impl EventMapper {
                     data,
                     stored.originator_id.bind(py),
                     stored.originator_version,
+                    stored.topic.bind(py),
                 ),
             )?,
             _ => through(&self.cipher, intern!(py, "decrypt"), data)?,
@@ -271,7 +272,7 @@ impl EventMapper {
         let state = match &self.cipher {
             Some(cipher) if self.cipher_bound => cipher.bind(py).call_method1(
                 intern!(py, "encrypt_at"),
-                (state, &originator_id, originator_version),
+                (state, &originator_id, originator_version, &topic),
             )?,
             _ => through(&self.cipher, intern!(py, "encrypt"), state)?,
         };
