@@ -606,7 +606,7 @@ class InfrastructureFactory(ABC):
             return None
         cipher_cls: Type[Cipher] = resolve_topic(topic or DEFAULT_CIPHER_TOPIC)
         cipher = cipher_cls(cipher_key=key)
-        if self.env_flag_for(self.CIPHER_BIND_TO_POSITION, application_name):
+        if self.env_flag(self.CIPHER_BIND_TO_POSITION, False, application_name):
             if not hasattr(cipher, "encrypt_at"):
                 raise InvalidSetting(
                     f"{self.CIPHER_BIND_TO_POSITION} is set, but the cipher "
@@ -653,31 +653,24 @@ class InfrastructureFactory(ABC):
         create them (it does unless set to a false value)."""
         return self.env_flag(self.CREATE_TABLE, True)
 
-    def _variable(self, key: str) -> str:
+    def _variable(self, key: str, application_name: str = "") -> str:
         """The name of the variable that gives ``key`` its value."""
-        prefixed = f"{self.application_name.upper()}_{key}"
-        return prefixed if self.application_name and prefixed in self.env else key
+        name = application_name or self.application_name
+        prefixed = f"{name.upper()}_{key}"
+        return prefixed if name and prefixed in self.env else key
 
-    def env_flag_for(self, key: str, application_name: str) -> bool:
-        """:func:`env_flag` (off by default) for the named application."""
-        saved = self.application_name
-        self.application_name = application_name or saved
-        try:
-            return self.env_flag(key, False)
-        finally:
-            self.application_name = saved
-
-    def env_flag(self, key: str, default: bool) -> bool:
+    def env_flag(self, key: str, default: bool, application_name: str = "") -> bool:
         """A truth value (``yes``/``no``, ``true``/``false``, ``1``/``0``,
-        ...); empty or unset means ``default``."""
-        value = (self.getenv(key) or "").strip()
+        ...) for this application (or the named one, as :func:`getenv`
+        takes it); empty or unset means ``default``."""
+        value = (self.getenv(key, application_name=application_name) or "").strip()
         if not value:
             return default
         try:
             return bool(strtobool(value))
         except ValueError:
             raise InvalidSetting(
-                f"{self._variable(key)}={value!r} is not a truth value "
+                f"{self._variable(key, application_name)}={value!r} is not a truth value "
                 "(expected yes or no, true or false, on or off, 1 or 0)"
             ) from None
 
