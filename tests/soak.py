@@ -53,6 +53,9 @@ from eventsourcing_rs.system import (  # noqa: E402
     System,
 )
 
+# The aggregates and the leader of the system tests.
+from tests.system_fixtures import Order, Orders, Payment, Reservation  # noqa: E402
+
 
 class InjectedFailure(Exception):
     """Raised at random by a policy."""
@@ -67,39 +70,12 @@ def maybe_fail(where: str) -> None:
         raise InjectedFailure(where)
 
 
-class Order(Aggregate):
-    @event("Placed")
-    def __init__(self, number: int):
-        self.number = number
-
-
-class Reservation(Aggregate):
-    @event("Made")
-    def __init__(self, order_id: UUID, number: int):
-        self.order_id = order_id
-        self.number = number
-
-
-class Payment(Aggregate):
-    @event("Taken")
-    def __init__(self, reservation_id: UUID, number: int):
-        self.reservation_id = reservation_id
-        self.number = number
-
-
 class Entry(Aggregate):
     @event("Logged")
     def __init__(self, leader: str, origin: UUID, number: int):
         self.leader = leader
         self.origin = origin
         self.number = number
-
-
-class Orders(Application):
-    def place(self, number: int) -> UUID:
-        order = Order(number)
-        self.save(order)
-        return order.id
 
 
 class Reservations(ProcessApplication):
