@@ -368,6 +368,13 @@ class TrackingRefused(IntegrityError):
     written. An :class:`IntegrityError`, as 9.1 raises for it."""
 
 
+class LeaseLost(IntegrityError):
+    """A worker's tracking write was refused because another worker took
+    over its lease of the follower (the lease's epoch moved on): this
+    worker is no longer the active one and must step down. Nothing of the
+    insert was written."""
+
+
 class InternalError(DatabaseError):
     """The database found itself in an inconsistent state."""
 
@@ -713,6 +720,7 @@ class InfrastructureFactory(ABC):
 __all__ = [
     "InvalidSetting",
     "TrackingRefused",
+    "LeaseLost",
     "NotificationPage",
     "AggregateRecorder",
     "ApplicationRecorder",

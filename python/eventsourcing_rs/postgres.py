@@ -13,6 +13,7 @@ Connections opened before a ``fork()`` are left to the parent process.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import re
 import threading
@@ -47,6 +48,7 @@ from eventsourcing_rs.persistence import (
     InterfaceError,
     InternalError,
     InvalidSetting,
+    LeaseLost,
     Notification,
     NotSupportedError,
     OperationalError,
@@ -59,6 +61,8 @@ from eventsourcing_rs.persistence import (
 )
 
 T = TypeVar("T")
+
+_log = logging.getLogger("eventsourcing_rs")
 
 # A statement and the values for its "%s" placeholders.
 Statement = Tuple[str, Sequence[Any]]
@@ -845,12 +849,9 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         self.max_notification_id_statement = (
             f"SELECT MAX(notification_id) FROM {self.events_table_name}"
         )
-        # LISTEN/NOTIFY: None until enable_notify() names a channel. Under
-        # the table lock, the largest id is the last one this insert took.
+        # LISTEN/NOTIFY: None until enable_notify() names a channel.
         self.notify_channel: Optional[str] = None
-        self.notify_statement = (
-            f"SELECT pg_notify(%s, MAX(notification_id)::text) FROM {self.events_table_name}"
-        )
+        self.notify_prefix = ""
 
     def construct_create_table_statements(self) -> List[str]:
         index_name = _unqualified(self.events_table_name) + "_notification_id_idx"
@@ -867,13 +868,18 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
             f"ON {self.events_table_name} (notification_id ASC)",
         ]
 
-    def enable_notify(self, channel: Optional[str] = None) -> str:
-        """From now on, each insert that records events also sends
+    def enable_notify(self, channel: Optional[str] = None, leader_name: str = "") -> str:
+        """From now on, each insert that records events is followed by
         ``NOTIFY channel`` (by default the table's name), with the last new
-        notification id as payload, in the same transaction: listeners hear
-        of the events only once they are committed, and never of a refused
-        or rolled back insert. Returns the channel's name."""
+        notification id as payload (after ``leader_name:`` when one is
+        given). It is sent after COMMIT, outside the transaction and its
+        table lock: a NOTIFY inside a transaction takes the server's one
+        notification lock while committing, which would make every writer
+        that notifies commit one at a time. Listeners therefore hear of
+        events only once they are committed, and never of a refused or
+        rolled back insert. Returns the channel's name."""
         self.notify_channel = channel or _unqualified(self.events_table_name)
+        self.notify_prefix = f"{leader_name}:" if leader_name else ""
         return self.notify_channel
 
     def insert_events(
@@ -886,11 +892,8 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         if not stored_events and tracking is None:
             return []
         self._refuse_duplicates(stored_events)
-        statement, params, prepared = self._guarded_insert(stored_events, tracking)
+        statement, params, _ = self._guarded_insert(stored_events, tracking)
         expected_rows = len(stored_events) or 1
-        after: List[Statement] = []
-        if self.notify_channel is not None and stored_events:
-            after.append((self.notify_statement, (self.notify_channel,)))
         lock_timeout = _milliseconds(self.datastore.lock_timeout)
         # Notification ids come from a sequence as rows are inserted, but
         # become visible when transactions commit, in whatever order that
@@ -900,44 +903,43 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         # are committed in order; reads (ACCESS SHARE) are not blocked. It
         # is the lock 9.1 takes, so its writers and ours serialise with each
         # other on a shared table. The lock also makes the guards of the
-        # statement (no conflicting event, no later tracking record) exact.
-        before: List[Statement] = [
-            ("BEGIN", ()),
-            (f"SET LOCAL lock_timeout = {lock_timeout}", ()),
-            (self.lock_table_statement, ()),
-        ]
+        # statement (no conflicting event, no later tracking record, the
+        # worker's lease) exact. BEGIN, the lock, the statement and COMMIT
+        # go in one round trip (a refused statement writes nothing).
+        try:
+            count, ids = self.datastore.native.write(
+                f"BEGIN; SET LOCAL lock_timeout = {lock_timeout}; {self.lock_table_statement}",
+                statement,
+                params,
+                self._insert_context,
+                expected_rows,
+            )
+        except IntegrityError as error:
+            described = self._describe_conflict(error, stored_events)
+            if described is error:
+                raise
+            raise described from error
+        if count != expected_rows:
+            raise self._refusal(stored_events, tracking)
+        if not stored_events:
+            return []
+        # Ids are taken in the order of the rows, so sorting gives them in
+        # the order of the events, whatever order RETURNING used.
+        ids = sorted(ids)
+        if self.notify_channel is not None:
+            self._notify(ids[-1])
+        return ids
 
-        if not after:
-            # The usual case, in Rust: BEGIN, the lock, the statement and
-            # COMMIT in one round trip (a refused statement writes nothing).
-            try:
-                count, ids = self.datastore.native.write(
-                    f"BEGIN; SET LOCAL lock_timeout = {lock_timeout}; {self.lock_table_statement}",
-                    statement,
-                    params,
-                    self._insert_context,
-                    expected_rows,
-                )
-            except IntegrityError as error:
-                described = self._describe_conflict(error, stored_events)
-                if described is error:
-                    raise
-                raise described from error
-            if count != expected_rows:
-                raise self._refusal(None, stored_events, tracking)
-            # Ids are taken in the order of the rows, so sorting gives them
-            # in the order of the events, whatever order RETURNING used.
-            return sorted(ids) if stored_events else []
-
-        def work(conn: Connection) -> List[int]:
-            rowcount, rows = _write(conn, before, statement, params, prepared, after)
-            if rowcount != expected_rows:
-                conn.rollback()
-                raise self._refusal(conn, stored_events, tracking)
-            _commit(conn.c)
-            return sorted(row[0] for row in rows) if stored_events else []
-
-        return self._run_insert(work, stored_events)
+    def _notify(self, last_id: int) -> None:
+        # A hint: the events are committed whether or not it is heard, and
+        # followers poll as well, so a failure to send it is not raised.
+        try:
+            self.datastore.native.execute_batch(
+                f"NOTIFY \"{self.notify_channel}\", '{self.notify_prefix}{last_id}'",
+                f"Notifying channel '{self.notify_channel}' failed",
+            )
+        except PersistenceError as error:
+            _log.warning("%s", error)
 
     def _refuse_duplicates(self, stored_events: Sequence[StoredEvent]) -> None:
         # Found here, before the database, since a failing INSERT would
@@ -974,7 +976,6 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
 
     def _refusal(
         self,
-        conn: Optional[Connection],
         stored_events: Sequence[StoredEvent],
         tracking: Optional[Tracking],
     ) -> IntegrityError:
@@ -1054,6 +1055,47 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
             f"SELECT MAX(notification_id) FROM {self.tracking_table_name} "
             "WHERE application_name = $1"
         )
+        # The lease a worker holds on this follower: (table, name, epoch).
+        self.fence: Optional[Tuple[str, str, int]] = None
+        self._fenced_tracking_statement = self.insert_tracking_statement
+
+    def set_fence(self, table: Optional[str] = None, name: str = "", epoch: int = 0) -> None:
+        """From now on, each tracking write also checks, in its statement
+        (under the table lock), that row ``name`` of the lease table
+        ``table`` is still at ``epoch``, and is refused with
+        :class:`LeaseLost` if not; with no table, no lease is checked."""
+        if table is None:
+            self.fence = None
+            self._fenced_tracking_statement = self.insert_tracking_statement
+            return
+        table = _check_table_name(table)
+        self.fence = (table, name, int(epoch))
+        quoted = name.replace("'", "''")
+        # Literals, not parameters: the statement's parameters are numbered
+        # from the tracking record's, and a new epoch is rare enough that
+        # preparing the statement again for it costs nothing.
+        self._fenced_tracking_statement = (
+            f"{self.insert_tracking_statement} AND EXISTS (SELECT 1 FROM {table} "
+            f"WHERE name = '{quoted}' AND epoch = {int(epoch)})"
+        )
+
+    def _lease_lost(self) -> Optional[LeaseLost]:
+        """LeaseLost if this recorder's lease is no longer at its epoch."""
+        if self.fence is None:
+            return None
+        table, name, epoch = self.fence
+        found = self.datastore._native.query_int(
+            f"SELECT COALESCE(MAX(epoch), 0) FROM {table} WHERE name = $1",
+            [name],
+            f"Reading the lease of '{name}' from table '{table}' failed",
+        )
+        if found == epoch:
+            return None
+        return LeaseLost(
+            f"the lease of '{name}' is at epoch {found}, not at this worker's epoch "
+            f"{epoch}: another worker took it over, so nothing was recorded "
+            f"(table '{table}')"
+        )
 
     def construct_create_table_statements(self) -> List[str]:
         statements = super().construct_create_table_statements()
@@ -1076,7 +1118,7 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
             getattr(tracking, "previous_id", None),
         ]
         if not stored_events:
-            return self.insert_tracking_statement, tracked, True
+            return self._fenced_tracking_statement, tracked, True
         # One statement, all or nothing: the tracking record only if it
         # advances and no event conflicts, then the events only if it was
         # written; a refusal writes nothing and takes no notification ids
@@ -1087,7 +1129,7 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
             "JOIN new USING (originator_id, originator_version))"
         )
         return (
-            f"WITH {new}, tracked AS ({self.insert_tracking_statement} "
+            f"WITH {new}, tracked AS ({self._fenced_tracking_statement} "
             f"AND {no_conflict} RETURNING 1) "
             f"{self._insert_new_events('EXISTS (SELECT 1 FROM tracked) AND ')}",
             tracked + params,
@@ -1096,11 +1138,13 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
 
     def _refusal(
         self,
-        conn: Optional[Connection],
         stored_events: Sequence[StoredEvent],
         tracking: Optional[Tracking],
     ) -> IntegrityError:
         if tracking is not None:
+            lost = self._lease_lost()
+            if lost is not None:
+                return lost
             last = self.datastore._native.query_int(
                 self.max_tracking_id_statement,
                 [tracking.application_name],
@@ -1121,7 +1165,7 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
                     "(recorded meanwhile by another instance of the follower?; "
                     f"table '{self.tracking_table_name}')"
                 )
-        return super()._refusal(conn, stored_events, tracking)
+        return super()._refusal(stored_events, tracking)
 
     def max_tracking_id(self, application_name: str) -> int:
         """Returns the last notification id processed from the named

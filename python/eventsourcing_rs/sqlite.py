@@ -22,7 +22,7 @@ inside a database with ``SQLiteDatastore.transaction()``, or with
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Tuple
 
 from eventsourcing_rs import _core
 from eventsourcing_rs.native_recorder import (
@@ -126,6 +126,18 @@ class SQLiteProcessRecorder(SQLiteApplicationRecorder, NativeProcessRecorder):
     records in the ``tracking`` table."""
 
     _kind = "process"
+
+    def set_fence(self, table: Optional[str] = None, name: str = "", epoch: int = 0) -> None:
+        """From now on, each tracking write also checks, in its transaction,
+        that row ``name`` of the lease table ``table`` is still at
+        ``epoch``, and is refused with :class:`LeaseLost` if not; with no
+        table, no lease is checked."""
+        self._recorder.set_fence(table, name, epoch)
+
+    @property
+    def fence(self) -> Optional[Tuple[str, str, int]]:
+        """The lease checked by tracking writes: (table, name, epoch)."""
+        return self._recorder.fence
 
 
 class Factory(InfrastructureFactory):

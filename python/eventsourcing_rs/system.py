@@ -1039,6 +1039,15 @@ class NotificationLogReader:
         )
 
 
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the runner's module imports this one.
+    if name == "MultiProcessRunner":
+        from eventsourcing_rs.processes import MultiProcessRunner
+
+        return MultiProcessRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "Follower",
     "Leader",

@@ -5,6 +5,7 @@ use pyo3::import_exception;
 
 import_exception!(eventsourcing_rs.persistence, IntegrityError);
 import_exception!(eventsourcing_rs.persistence, TrackingRefused);
+import_exception!(eventsourcing_rs.persistence, LeaseLost);
 import_exception!(eventsourcing_rs.persistence, DataError);
 import_exception!(eventsourcing_rs.persistence, OperationalError);
 import_exception!(eventsourcing_rs.persistence, ProgrammingError);

@@ -274,6 +274,26 @@ impl PostgresConnections {
         .map_err(pg_error)
     }
 
+    /// The text in the first column of the first row (None for none or
+    /// NULL).
+    fn query_text(
+        &self,
+        py: Python<'_>,
+        statement: &str,
+        params: &Bound<'_, PyAny>,
+        context: &str,
+    ) -> PyResult<Option<String>> {
+        let values = to_values(params)?;
+        py.detach(|| {
+            self.inner.query(statement, &values, context, |rows| {
+                Ok(rows
+                    .first()
+                    .and_then(|row| row.try_get::<_, Option<String>>(0).ok().flatten()))
+            })
+        })
+        .map_err(pg_error)
+    }
+
     /// Runs statements as one simple query, outside a transaction.
     fn execute_batch(&self, py: Python<'_>, sql: &str, context: &str) -> PyResult<()> {
         py.detach(|| self.inner.execute_batch(sql, context))

@@ -18,13 +18,13 @@ use rusqlite::types::Value;
 
 use super::errors::{
     DataError, DatabaseError, IntegrityError, InterfaceError, InternalError, NotSupportedError,
-    OperationalError, ProgrammingError, TrackingRefused,
+    LeaseLost, OperationalError, ProgrammingError, TrackingRefused,
 };
 use super::uuids::{u128_to_uuid, uuid_to_u128};
 use super::values::{Notification, StoredEvent, Tracking};
 use crate::core::memory_store::EventQuery;
 use crate::core::sqlite::{
-    Datastore, ErrorKind, EventRecord, EventRows, Lease, RecorderKind, Role,
+    Datastore, ErrorKind, EventRecord, EventRows, Lease, LeaseFence, RecorderKind, Role,
     SqliteRecorder as Recorder, StoreError,
 };
 
@@ -38,6 +38,7 @@ pub fn store_error(err: StoreError) -> PyErr {
         ErrorKind::Operational => OperationalError::new_err(message),
         ErrorKind::Integrity => IntegrityError::new_err(message),
         ErrorKind::TrackingRefused => TrackingRefused::new_err(message),
+        ErrorKind::LeaseLost => LeaseLost::new_err(message),
         ErrorKind::Internal => InternalError::new_err(message),
         ErrorKind::Programming => ProgrammingError::new_err(message),
         ErrorKind::NotSupported => NotSupportedError::new_err(message),
@@ -562,6 +563,24 @@ impl SqliteRecorder {
 
     fn create_table_statements(&self) -> Vec<String> {
         self.inner.create_table_statements()
+    }
+
+    /// From now on, each tracking write also checks, in its transaction,
+    /// that row `name` of the lease table `table` is still at `epoch`
+    /// (refusing with LeaseLost if not); with no table, no lease is checked.
+    #[pyo3(signature = (table=None, name="", epoch=0))]
+    fn set_fence(&self, table: Option<&str>, name: &str, epoch: i64) {
+        self.inner.set_fence(table.map(|table| LeaseFence {
+            table: table.to_string(),
+            name: name.to_string(),
+            epoch,
+        }));
+    }
+
+    /// The lease checked by tracking writes, as (table, name, epoch).
+    #[getter]
+    fn fence(&self) -> Option<(String, String, i64)> {
+        self.inner.fence().map(|f| (f.table, f.name, f.epoch))
     }
 
     /// Creates the tables (with the given statements, or the default ones)

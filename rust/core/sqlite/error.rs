@@ -18,6 +18,8 @@ pub enum ErrorKind {
     Integrity,
     /// An integrity error of a tracking record (see `core::tracking`).
     TrackingRefused,
+    /// The worker's lease of the follower was taken over (its epoch moved).
+    LeaseLost,
     Internal,
     Programming,
     NotSupported,

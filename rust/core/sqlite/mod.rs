@@ -12,5 +12,5 @@ mod tests;
 pub use datastore::{Datastore, Lease, Role};
 pub use error::{ErrorKind, StoreError, StoreResult};
 pub use recorder::{
-    EventRecord, EventRow, EventRows, NotificationRecord, RecorderKind, SqliteRecorder,
+    EventRecord, EventRow, EventRows, LeaseFence, NotificationRecord, RecorderKind, SqliteRecorder,
 };

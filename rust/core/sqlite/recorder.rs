@@ -12,6 +12,7 @@
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::types::ValueRef;
+use parking_lot::Mutex;
 use rusqlite::{ffi, params, Connection, Row};
 
 use super::datastore::{Datastore, Lease, Role};
@@ -244,6 +245,20 @@ pub struct SqliteRecorder {
     max_notification_id_sql: String,
     max_tracking_id_sql: String,
     insert_tracking_sql: String,
+    /// The lease a worker holds on this follower, checked with the
+    /// position in every tracking write (see [`LeaseFence`]).
+    fence: Mutex<Option<LeaseFence>>,
+}
+
+/// A worker's claim to be the one active instance of a follower: the
+/// lease row it holds (`name` in `table`) at `epoch`. A tracking write
+/// commits only while the row still has that epoch, so a worker that was
+/// paused past its lease, and replaced, cannot commit when it resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseFence {
+    pub table: String,
+    pub name: String,
+    pub epoch: i64,
 }
 
 impl SqliteRecorder {
@@ -274,7 +289,18 @@ impl SqliteRecorder {
             store,
             table: table.to_string(),
             kind,
+            fence: Mutex::new(None),
         }
+    }
+
+    /// From now on, every tracking write also checks `fence` (or, with
+    /// None, no lease at all).
+    pub fn set_fence(&self, fence: Option<LeaseFence>) {
+        *self.fence.lock() = fence;
+    }
+
+    pub fn fence(&self) -> Option<LeaseFence> {
+        self.fence.lock().clone()
     }
 
     pub fn table(&self) -> &str {
@@ -518,6 +544,9 @@ impl SqliteRecorder {
     /// IMMEDIATE`: no other writer between the read and the insert).
     fn record_tracking(&self, conn: &Connection, record: TrackingRecord<'_>) -> StoreResult<()> {
         let (name, id) = (record.application_name, record.notification_id);
+        if let Some(fence) = self.fence() {
+            self.check_fence(conn, &fence)?;
+        }
         let last = self.read_max_tracking_id(conn, name)?;
         if let Err(refused) = record.check(last) {
             return Err(StoreError::new(
@@ -532,6 +561,40 @@ impl SqliteRecorder {
             .and_then(|mut s| s.execute(params![name, id]))
             .map_err(|e| self.fail("insert into", TRACKING_TABLE, &e))?;
         Ok(())
+    }
+
+    fn check_fence(&self, conn: &Connection, fence: &LeaseFence) -> StoreResult<()> {
+        let sql = format!(
+            "SELECT epoch FROM {} WHERE name = ?1",
+            quote_identifier(&fence.table)
+        );
+        let found: Option<i64> = conn
+            .prepare_cached(&sql)
+            .and_then(|mut s| {
+                let mut rows = s.query(params![fence.name])?;
+                match rows.next()? {
+                    Some(row) => row.get(0).map(Some),
+                    None => Ok(None),
+                }
+            })
+            .map_err(|e| self.fail("read the lease in", &fence.table, &e))?;
+        if found == Some(fence.epoch) {
+            return Ok(());
+        }
+        let now = match found {
+            Some(epoch) => format!("is at epoch {epoch}"),
+            None => "is not held".to_string(),
+        };
+        Err(StoreError::new(
+            ErrorKind::LeaseLost,
+            format!(
+                "the lease of '{}' {now}, not at this worker's epoch {}: another worker took it \
+                 over, so nothing was recorded ({})",
+                fence.name,
+                fence.epoch,
+                self.where_table(&fence.table)
+            ),
+        ))
     }
 
     fn write_events(&self, conn: &Connection, events: &[EventRecord]) -> StoreResult<Vec<i64>> {

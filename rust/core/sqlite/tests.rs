@@ -511,3 +511,41 @@ fn rows_keep_each_topic_once_and_every_state_apart() {
     );
     assert!(r.select_notification_rows(1, 0).unwrap().is_empty());
 }
+
+#[test]
+fn a_fenced_tracking_write_commits_only_at_the_lease_epoch() {
+    let r = recorder(":memory:", RecorderKind::Process);
+    let lease = r.datastore().lease(Role::Write).unwrap();
+    lease
+        .execute_batch(
+            "CREATE TABLE leases (name TEXT PRIMARY KEY, owner TEXT, epoch INTEGER, \
+             expires_at REAL); INSERT INTO leases VALUES ('down', 'a', 1, 0)",
+        )
+        .unwrap();
+    drop(lease);
+    r.set_fence(Some(LeaseFence {
+        table: "leases".into(),
+        name: "down".into(),
+        epoch: 1,
+    }));
+    r.insert_events(&[ev(1, 1)], Some(("up", 1, 0).into()))
+        .unwrap();
+    // Another worker takes the lease over: this one's epoch is stale.
+    let lease = r.datastore().lease(Role::Write).unwrap();
+    lease
+        .execute_batch("UPDATE leases SET owner = 'b', epoch = 2")
+        .unwrap();
+    drop(lease);
+    let err = r
+        .insert_events(&[ev(2, 1)], Some(("up", 2, 1).into()))
+        .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::LeaseLost);
+    assert!(err.message.contains("epoch 2"), "{}", err.message);
+    assert_eq!(r.max_tracking_id("up").unwrap(), 1);
+    assert!(all(&r, 2).is_empty());
+    // Events without tracking are not a follower's: no lease applies.
+    r.insert_events(&[ev(3, 1)], None).unwrap();
+    r.set_fence(None);
+    r.insert_events(&[ev(2, 1)], Some(("up", 2, 1).into()))
+        .unwrap();
+}
