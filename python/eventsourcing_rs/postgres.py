@@ -92,8 +92,6 @@ _TABLE_NAME = re.compile(r"[^\W\d]\w{0,62}(\.[^\W\d]\w{0,62})?")
 # connection (one per batch size); larger batches go as arrays.
 _PREPARED_BATCH_MAX = 16
 
-_DOLLAR_PARAM = re.compile(r"\$(\d+)")
-
 
 def _check_table_name(name: str) -> str:
     if not isinstance(name, str) or not _TABLE_NAME.fullmatch(name):
@@ -555,51 +553,6 @@ def _execute(name: str, params: Sequence[Any]) -> Statement:
     return f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params
 
 
-def _write(
-    conn: Connection,
-    before: Sequence[Statement],
-    statement: str,
-    params: Sequence[Any],
-    prepared: bool,
-    after: Sequence[Statement] = (),
-) -> Tuple[int, List[Any]]:
-    """Runs ``before``, then ``statement`` (with ``$n`` placeholders), then
-    ``after``; returns the row count and rows of ``statement``.
-
-    A ``prepared`` statement is prepared once per connection and sent with
-    the others in one round trip, its values bound on the client. Otherwise
-    (for big batches, whose values are arrays) it goes in a round trip of
-    its own, its values bound on the server in binary, which is much faster
-    for many values than quoting them into the text.
-
-    The caller sends COMMIT apart, after this: a failure here is then
-    certain to have changed nothing."""
-    if prepared:
-        name = conn.prepared.get(statement)
-        if name is None:
-            # Preparing an INSERT locks its table as the INSERT would; done
-            # after ``before`` (which may take the table lock, with its
-            # timeout), not ahead of it, where it could wait forever.
-            name = conn.new_name()
-            prepare = (f"PREPARE {name} AS {statement}", ())
-            _send_together(conn.c, [*before, prepare])
-            conn.prepared[statement] = name
-            before = ()
-        results = _send_together(conn.c, [*before, _execute(name, params), *after])
-        return results[len(before)]
-    _send_together(conn.c, before)
-    named = _DOLLAR_PARAM.sub(r"%(p\1)b", statement)
-    values = {f"p{n}": value for n, value in enumerate(params, start=1)}
-    cursor = conn.c.execute(named, values)
-    result = (
-        cursor.rowcount,
-        cursor.fetchall() if cursor.description is not None else [],
-    )
-    if after:
-        _send_together(conn.c, after)
-    return result
-
-
 def _close_quietly(conn: Connection) -> None:
     try:
         conn.close()
@@ -617,7 +570,7 @@ def _milliseconds(seconds: float) -> int:
 def _new_events(stored_events: Sequence[StoredEvent], first: int) -> Tuple[str, List[Any], bool]:
     """The batch as a table ``new`` (its columns and ``batch_index``), with
     placeholders from ``$first``: the SQL, its values, and whether to
-    prepare it (see :func:`_write`)."""
+    prepare it."""
     count = len(stored_events)
     if count <= _PREPARED_BATCH_MAX:
         # Typed, as rows of a VALUES list outside an INSERT must be.
@@ -723,20 +676,6 @@ class PostgresAggregateRecorder(AggregateRecorder):
                 raise
             raise described from error
         return None
-
-    def _run_insert(
-        self, work: Callable[[Connection], T], stored_events: Sequence[StoredEvent]
-    ) -> T:
-        try:
-            return self.datastore._run(
-                f"Inserting events into table '{self.events_table_name}' failed",
-                work,
-            )
-        except IntegrityError as error:
-            described = self._describe_conflict(error, stored_events)
-            if described is error:
-                raise
-            raise described from error.__cause__
 
     @property
     def _insert_context(self) -> str:
