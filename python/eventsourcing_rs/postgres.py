@@ -600,6 +600,50 @@ def _new_events(stored_events: Sequence[StoredEvent], first: int) -> Tuple[str, 
     return sql, arrays, False
 
 
+class _Notifier:
+    """Sends ``NOTIFY channel, 'prefix<id>'`` for the last id posted, from a
+    thread of its own: posts made while one is being sent are folded into
+    the next. A hint only (followers poll as well), so a failure to send is
+    logged, not raised."""
+
+    def __init__(self, datastore: PostgresDatastore, channel: str, prefix: str):
+        self.datastore = datastore
+        self.channel = channel
+        self.prefix = prefix
+        self._pending: Optional[int] = None
+        self._ready = threading.Condition()
+        self._thread: Optional[threading.Thread] = None
+        self._pid = 0
+
+    def post(self, last_id: int) -> None:
+        with self._ready:
+            if self._pending is None or last_id > self._pending:
+                self._pending = last_id
+            if self._thread is None or self._pid != os.getpid():
+                # Started on first use, and again in a forked child, which
+                # has none of its parent's threads.
+                self._pid = os.getpid()
+                self._thread = threading.Thread(
+                    target=self._run, name=f"notify-{self.channel}", daemon=True
+                )
+                self._thread.start()
+            self._ready.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while self._pending is None:
+                    self._ready.wait()
+                last_id, self._pending = self._pending, None
+            try:
+                self.datastore.native.execute_batch(
+                    f"NOTIFY \"{self.channel}\", '{self.prefix}{last_id}'",
+                    f"Notifying channel '{self.channel}' failed",
+                )
+            except PersistenceError as error:
+                _log.warning("%s", error)
+
+
 class PostgresAggregateRecorder(AggregateRecorder):
     """Records aggregates' stored events in a PostgreSQL table.
 
@@ -790,7 +834,7 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         )
         # LISTEN/NOTIFY: None until enable_notify() names a channel.
         self.notify_channel: Optional[str] = None
-        self.notify_prefix = ""
+        self._notifier: Optional[_Notifier] = None
 
     def construct_create_table_statements(self) -> List[str]:
         index_name = _unqualified(self.events_table_name) + "_notification_id_idx"
@@ -812,13 +856,17 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         ``NOTIFY channel`` (by default the table's name), with the last new
         notification id as payload (after ``leader_name:`` when one is
         given). It is sent after COMMIT, outside the transaction and its
-        table lock: a NOTIFY inside a transaction takes the server's one
+        table lock (a NOTIFY inside a transaction takes the server's one
         notification lock while committing, which would make every writer
-        that notifies commit one at a time. Listeners therefore hear of
-        events only once they are committed, and never of a refused or
-        rolled back insert. Returns the channel's name."""
+        that notifies commit one at a time), by a thread of its own, so the
+        insert does not wait for it; inserts committed while one is being
+        sent are told of by the next, which carries the latest id.
+        Listeners therefore hear of events only once they are committed,
+        and never of a refused or rolled back insert. Returns the
+        channel's name."""
         self.notify_channel = channel or _unqualified(self.events_table_name)
-        self.notify_prefix = f"{leader_name}:" if leader_name else ""
+        prefix = f"{leader_name}:" if leader_name else ""
+        self._notifier = _Notifier(self.datastore, self.notify_channel, prefix)
         return self.notify_channel
 
     def insert_events(
@@ -865,20 +913,9 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         # Ids are taken in the order of the rows, so sorting gives them in
         # the order of the events, whatever order RETURNING used.
         ids = sorted(ids)
-        if self.notify_channel is not None:
-            self._notify(ids[-1])
+        if self._notifier is not None:
+            self._notifier.post(ids[-1])
         return ids
-
-    def _notify(self, last_id: int) -> None:
-        # A hint: the events are committed whether or not it is heard, and
-        # followers poll as well, so a failure to send it is not raised.
-        try:
-            self.datastore.native.execute_batch(
-                f"NOTIFY \"{self.notify_channel}\", '{self.notify_prefix}{last_id}'",
-                f"Notifying channel '{self.notify_channel}' failed",
-            )
-        except PersistenceError as error:
-            _log.warning("%s", error)
 
     def _refuse_duplicates(self, stored_events: Sequence[StoredEvent]) -> None:
         # Found here, before the database, since a failing INSERT would

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Dict, List, Mapping, Optional, Type, TypeVar
 
 from eventsourcing_rs.application import Application
-from eventsourcing_rs.system import Follower, Runner, System, _raise_first
+from eventsourcing_rs.system import Runner, System, _raise_first
 from eventsourcing_rs.worker import WorkerSettings, enable_notify
 
 _log = logging.getLogger("eventsourcing_rs")
@@ -189,35 +189,6 @@ class MultiProcessRunner(Runner):
         app = self.apps[cls.__name__]
         assert isinstance(app, cls)
         return app
-
-    def lags(self) -> Dict[tuple[str, str], int]:
-        """For each (leader, follower) edge, how many of the leader's
-        notifications the follower has not processed yet."""
-        lags = {}
-        for leader_name, follower_name in self.system.edges:
-            leader = self.apps[leader_name]
-            follower = self.apps[follower_name]
-            assert isinstance(follower, Follower)
-            last = leader.recorder.max_notification_id()  # type: ignore[attr-defined]
-            position = follower.recorder.max_tracking_id(leader_name)
-            lags[(leader_name, follower_name)] = max(0, last - position)
-        return lags
-
-    def wait(self, timeout: Optional[float] = None, interval: float = 0.05) -> None:
-        """Returns once every follower has processed every notification its
-        leaders had when it looked; raises TimeoutError (saying which
-        edges lag) after ``timeout`` seconds, or the first worker error."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            if self._errors:
-                _raise_first(self._errors)
-            behind = {edge: lag for edge, lag in self.lags().items() if lag}
-            if not behind:
-                return
-            if deadline is not None and time.monotonic() > deadline:
-                said = ", ".join(f"{f} is {n} behind {ld}" for (ld, f), n in sorted(behind.items()))
-                raise TimeoutError(f"The system did not catch up in {timeout} s: {said}")
-            time.sleep(interval)
 
     def __enter__(self) -> MultiProcessRunner:
         self.start()

@@ -52,6 +52,7 @@ from eventsourcing_rs.persistence import (
     Tracking,
     TrackingRefused,
 )
+from eventsourcing_rs.status import EdgeLag, edge_lags, wait_caught_up
 from eventsourcing_rs.utils import get_topic, resolve_topic
 
 
@@ -717,6 +718,18 @@ class Runner(ABC):
     @abstractmethod
     def get(self, cls: Type[A]) -> A:
         """Returns the running instance of an application class."""
+
+    def lags(self) -> List[EdgeLag]:
+        """For each leader -> follower edge, the leader's last notification
+        id, the follower's position and the lag between them."""
+        apps: Dict[str, Application] = getattr(self, "apps", {})
+        return edge_lags(self.system.edges, apps)
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        """Returns once every follower has processed every notification of
+        its leaders; raises TimeoutError after ``timeout`` seconds (naming
+        the edges that lag), or the first error that stopped a follower."""
+        wait_caught_up(self.lags, timeout, lambda: list(getattr(self, "errors", [])))
 
 
 def _processing_error(follower: Follower, leader_name: str, error: BaseException) -> Exception:
