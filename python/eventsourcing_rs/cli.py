@@ -9,12 +9,18 @@ import os
 import signal
 import sys
 import threading
-from typing import Annotated, Any, List, Optional
+import time
+from pathlib import Path
+from typing import Annotated, Any, Dict, List, Mapping, Optional
 
 import typer
 
+from eventsourcing_rs.application import Application
+from eventsourcing_rs.persistence import PersistenceError
 from eventsourcing_rs.system import System
 from eventsourcing_rs.utils import resolve_topic
+
+_log = logging.getLogger("eventsourcing_rs")
 
 app = typer.Typer(
     help="Run event-sourced systems written with eventsourcing_rs.",
@@ -82,7 +88,9 @@ def _configure_logging(level: str) -> None:
 def _fail(error: BaseException, debug: bool) -> None:
     if debug:
         raise error
-    typer.echo(f"eventsourcing-rs: error: {error}", err=True)
+    # One line, whatever the message (libpq's end with a hint on another).
+    said = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    typer.echo(f"eventsourcing-rs: error: {said}", err=True)
     raise typer.Exit(code=2 if isinstance(error, UsageProblem) else 1)
 
 
@@ -138,13 +146,7 @@ def worker(
     except Exception as error:
         _fail(error, debug)
         return
-    stopping = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stopping = _stop_on_signals()
     running.start()
     while not stopping.wait(0.2):
         if all(not loop.is_alive() for loop in running.loops):
@@ -153,6 +155,245 @@ def worker(
     errors = running.errors
     if errors:
         _fail(errors[0], debug)
+
+
+STORES = ("environment", "memory", "sqlite", "postgres")
+RUNNERS = ("single", "multi", "processes")
+
+
+def store_environment(system: System, store: str, sqlite_dir: Optional[Path]) -> Dict[str, str]:
+    """The environment for ``--store``: the caller's, with the store's
+    module chosen (and, for SQLite, a file per application in
+    ``sqlite_dir``)."""
+    env = dict(os.environ)
+    if store not in STORES:
+        raise UsageProblem(f"unknown store '{store}' (choose from {', '.join(STORES)})")
+    if store == "memory":
+        env["PERSISTENCE_MODULE"] = "eventsourcing_rs.popo"
+    elif store == "postgres":
+        env["PERSISTENCE_MODULE"] = "eventsourcing_rs.postgres"
+    elif store == "sqlite":
+        if sqlite_dir is None:
+            raise UsageProblem("--store sqlite needs --sqlite-dir DIR (a file per application)")
+        sqlite_dir.mkdir(parents=True, exist_ok=True)
+        env["PERSISTENCE_MODULE"] = "eventsourcing_rs.sqlite"
+        for name in system.nodes:
+            env[f"{name.upper()}_SQLITE_DBNAME"] = str(sqlite_dir / f"{name.lower()}.db")
+    return env
+
+
+def open_applications(system: System, env: Mapping[str, str]) -> Dict[str, Application]:
+    """An instance of each application of the system, on its store, for
+    reading (none of them processes anything)."""
+    apps: Dict[str, Application] = {}
+    for name in system.nodes:
+        cls = system.leader_cls(name) if name in system.leads else system.get_app_cls(name)
+        try:
+            apps[name] = cls(env=env)
+        except (PersistenceError, EnvironmentError) as error:
+            raise StoreProblem(f"cannot open the store of application '{name}': {error}") from error
+    return apps
+
+
+class StoreProblem(Exception):
+    """A store that cannot be opened: said in one line."""
+
+
+@app.command()
+def run(
+    target: Annotated[str, typer.Argument(metavar="MODULE:ATTR", help="The System object.")],
+    runner: Annotated[
+        str, typer.Option(help="single, multi (threads) or processes (a worker per follower).")
+    ] = "multi",
+    store: Annotated[
+        str,
+        typer.Option(
+            help="environment (PERSISTENCE_MODULE and its variables), memory, sqlite or postgres."
+        ),
+    ] = "environment",
+    sqlite_dir: Annotated[
+        Optional[Path], typer.Option(help="With --store sqlite: where each application's file is.")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Logging level of the log on stderr.")] = "INFO",
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    """Run a system until Ctrl-C or SIGTERM, then stop it cleanly and exit 0.
+
+    Each follower catches up on what its leaders recorded while it was not
+    running, then processes new events as they are recorded (by this
+    process's applications or, with a shared store, by other processes).
+    """
+    from eventsourcing_rs.system import (
+        MultiProcessRunner,
+        MultiThreadedRunner,
+        SingleThreadedRunner,
+    )
+
+    _configure_logging(log_level)
+    try:
+        if runner not in RUNNERS:
+            raise UsageProblem(f"unknown runner '{runner}' (choose from {', '.join(RUNNERS)})")
+        system = load_system(target)
+        env = store_environment(system, store, sqlite_dir)
+        if runner == "processes":
+            running: Any = MultiProcessRunner(system, env=env)
+        else:
+            # These runners' applications read os.environ, as in 9.1.
+            os.environ.clear()
+            os.environ.update(env)
+            running = (SingleThreadedRunner if runner == "single" else MultiThreadedRunner)(system)
+        try:
+            running.start()
+        except (PersistenceError, EnvironmentError) as error:
+            raise StoreProblem(f"cannot start the system: {error}") from error
+    except Exception as error:
+        _fail(error, debug)
+        return
+    stopping = _stop_on_signals()
+    _log.info("Running %s with the %s runner; Ctrl-C stops it", target, runner)
+    while not stopping.wait(0.2):
+        if getattr(running, "errors", None):
+            break
+    try:
+        running.stop()
+    except Exception as error:
+        _fail(error, debug)
+    _log.info("Stopped")
+
+
+@app.command()
+def status(
+    target: Annotated[str, typer.Argument(metavar="MODULE:ATTR", help="The System object.")],
+    store: Annotated[
+        str, typer.Option(help="environment, memory, sqlite or postgres (as for run).")
+    ] = "environment",
+    sqlite_dir: Annotated[Optional[Path], typer.Option(help="With --store sqlite.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")] = False,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Redraw with progress bars until Ctrl-C.")
+    ] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between looks.")] = 1.0,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    """Show, for each leader -> follower edge, the leader's last
+    notification id, the follower's position, the lag in events and an
+    estimate of the seconds to catch up (from the rate over INTERVAL)."""
+    from eventsourcing_rs.status import edge_lags
+
+    try:
+        system = load_system(target)
+        env = store_environment(system, store, sqlite_dir)
+        apps = open_applications(system, env)
+
+        def look() -> Any:
+            try:
+                return edge_lags(system.edges, apps)
+            except PersistenceError as error:
+                raise StoreProblem(f"cannot read the system's positions: {error}") from error
+
+        if watch:
+            _watch(look, interval)
+            return
+        first = look()
+        time.sleep(min(interval, 5.0))
+        rows = _with_rates(first, look(), min(interval, 5.0))
+    except Exception as error:
+        _fail(error, debug)
+        return
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows)
+
+
+def _with_rates(before: List[Any], after: List[Any], seconds: float) -> List[Dict[str, Any]]:
+    rows = []
+    for old, new in zip(before, after, strict=True):
+        rate = max(0.0, (new.follower_position - old.follower_position) / seconds)
+        if new.lag == 0:
+            eta: Optional[float] = 0.0
+        elif rate > 0:
+            eta = round(new.lag / rate, 1)
+        else:
+            eta = None
+        rows.append({**new.as_dict(), "rate_per_second": round(rate, 1), "eta_seconds": eta})
+    return rows
+
+
+def _print_table(rows: List[Dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Followers")
+    for column in ("leader", "follower", "leader's last id", "position", "lag", "rate/s", "eta"):
+        table.add_column(column, justify="left" if column in ("leader", "follower") else "right")
+    for row in rows:
+        eta = row["eta_seconds"]
+        table.add_row(
+            row["leader_name"],
+            row["follower_name"],
+            str(row["leader_last_id"]),
+            str(row["follower_position"]),
+            str(row["lag"]),
+            f"{row['rate_per_second']:.1f}",
+            "-" if eta is None else f"{eta:.1f} s",
+        )
+    Console().print(table)
+
+
+def _watch(look: Any, interval: float) -> None:
+    from rich.live import Live
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    stopping = _stop_on_signals()
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:>8.0f}/{task.total:<8.0f} lag {task.fields[lag]}"),
+        TextColumn("{task.fields[eta]}"),
+    )
+    tasks: Dict[tuple[str, str], Any] = {}
+    previous = None
+    with Live(progress, refresh_per_second=4):
+        while True:
+            lags = look()
+            rows = _with_rates(previous, lags, interval) if previous else None
+            for i, edge in enumerate(lags):
+                key = (edge.leader_name, edge.follower_name)
+                eta = ""
+                if rows is not None:
+                    seconds = rows[i]["eta_seconds"]
+                    eta = (
+                        "caught up"
+                        if edge.lag == 0
+                        else ("eta -" if seconds is None else f"eta {seconds:.1f} s")
+                    )
+                fields = dict(
+                    total=max(edge.leader_last_id, 1),
+                    completed=edge.follower_position,
+                    lag=edge.lag,
+                    eta=eta,
+                )
+                if key not in tasks:
+                    tasks[key] = progress.add_task(
+                        f"{edge.leader_name} -> {edge.follower_name}", **fields
+                    )
+                else:
+                    progress.update(tasks[key], **fields)
+            previous = lags
+            if stopping.wait(interval):
+                return
+
+
+def _stop_on_signals() -> threading.Event:
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stopping
 
 
 def main() -> None:
