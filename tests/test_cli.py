@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-
 from eventsourcing_rs.examples.bank import LARGE_AMOUNT, Accounts, CardPayments, FraudCheck
 
 from .process_harness import ROOT, WORKER_COMMAND
