@@ -17,8 +17,8 @@ use pyo3::types::{
 use rusqlite::types::Value;
 
 use super::errors::{
-    DataError, DatabaseError, IntegrityError, InterfaceError, InternalError, NotSupportedError,
-    LeaseLost, OperationalError, ProgrammingError, TrackingRefused,
+    DataError, DatabaseError, IntegrityError, InterfaceError, InternalError, LeaseLost,
+    NotSupportedError, OperationalError, ProgrammingError, TrackingRefused,
 };
 use super::uuids::{u128_to_uuid, uuid_to_u128};
 use super::values::{Notification, StoredEvent, Tracking};

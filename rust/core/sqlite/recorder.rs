@@ -11,8 +11,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rusqlite::types::ValueRef;
 use parking_lot::Mutex;
+use rusqlite::types::ValueRef;
 use rusqlite::{ffi, params, Connection, Row};
 
 use super::datastore::{Datastore, Lease, Role};
