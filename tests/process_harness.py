@@ -169,7 +169,14 @@ class WorkerProcess:
             os.kill(self.pid, signum)
 
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM, then the exit status."""
+        """SIGTERM once the worker has started (a supervisor's SIGTERM
+        before the interpreter is up ends it by the default action), then
+        the exit status."""
+        deadline = time.monotonic() + timeout
+        while "starting:" not in self.log() and self.process.poll() is None:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         self.signal(signal.SIGTERM)
         return self.wait(timeout)
 

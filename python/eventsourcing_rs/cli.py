@@ -123,6 +123,9 @@ def worker(
     """
     from eventsourcing_rs.worker import Worker
 
+    # First: a SIGTERM from a supervisor while the system is imported must
+    # not kill the worker before it can stop cleanly.
+    stopping = _stop_on_signals()
     _configure_logging(log_level)
     names = list(apps or [])
     try:
@@ -146,7 +149,6 @@ def worker(
     except Exception as error:
         _fail(error, debug)
         return
-    stopping = _stop_on_signals()
     running.start()
     while not stopping.wait(0.2):
         if all(not loop.is_alive() for loop in running.loops):
@@ -229,6 +231,7 @@ def run(
         SingleThreadedRunner,
     )
 
+    stopping = _stop_on_signals()
     _configure_logging(log_level)
     try:
         if runner not in RUNNERS:
@@ -249,7 +252,6 @@ def run(
     except Exception as error:
         _fail(error, debug)
         return
-    stopping = _stop_on_signals()
     _log.info("Running %s with the %s runner; Ctrl-C stops it", target, runner)
     while not stopping.wait(0.2):
         if getattr(running, "errors", None):

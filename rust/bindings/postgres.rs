@@ -13,7 +13,9 @@ use pyo3::types::{PyBool, PyByteArray, PyBytes, PyInt, PyList, PyString, PyTuple
 use super::sqlite_recorder::store_error;
 use super::uuids::{u128_to_uuid, uuid_class, uuid_to_u128};
 use super::values::{Notification, StoredEvent};
-use crate::core::postgres::{AnyInt, Connections, PgFailure, PgSettings, PgValue, RawUuid};
+use crate::core::postgres::{
+    AnyInt, Connections, PgFailure, PgSettings, PgValue, RawUuid, WriteRequest,
+};
 use crate::core::sqlite::StoreError;
 
 /// The persistence exception for a failure, with what the server said as
@@ -210,13 +212,26 @@ impl PostgresConnections {
         expected_rows: Option<u64>,
     ) -> PyResult<(u64, Vec<i64>)> {
         let values = to_values(params)?;
+        // Committed together with other threads' writes that take the same
+        // lock meanwhile (group commit), each with its own outcome.
         let written = py
             .detach(|| {
-                self.inner
-                    .write(before, statement, &values, expected_rows, context)
+                self.inner.write_grouped(WriteRequest {
+                    before,
+                    statement,
+                    params: &values,
+                    expected_rows,
+                    context,
+                })
             })
             .map_err(pg_error)?;
         Ok((written.count, written.ids))
+    }
+
+    /// (transactions committed by group commit, writes they held).
+    #[getter]
+    fn group_commit_counts(&self) -> (u64, u64) {
+        self.inner.group_commit_counts()
     }
 
     /// Stored events from a query of (originator_id, originator_version,

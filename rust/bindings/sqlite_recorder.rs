@@ -102,6 +102,13 @@ impl SqliteDatastore {
         self.store.lock_timeout().as_secs_f64()
     }
 
+    /// (transactions committed by group commit, writes they held): their
+    /// ratio is the writes per commit.
+    #[getter]
+    fn group_commit_counts(&self) -> (u64, u64) {
+        self.store.group_commit_counts()
+    }
+
     #[getter]
     fn is_journal_mode_wal(&self) -> bool {
         self.store.is_journal_mode_wal()

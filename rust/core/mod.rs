@@ -2,6 +2,7 @@
 
 pub mod datetime_iso;
 pub mod float_repr;
+pub mod group_commit;
 pub mod json;
 pub mod memory_store;
 pub mod postgres;

@@ -16,6 +16,7 @@ use tokio::runtime::{Builder, Runtime};
 use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 
 use super::error::PgFailure;
+use super::group_write::WriteQueue;
 use super::value::PgValue;
 use crate::core::process_epoch::process_epoch;
 use crate::core::sqlite::ErrorKind;
@@ -52,12 +53,12 @@ impl PgSettings {
     }
 }
 
-struct PgConn {
-    runtime: Runtime,
-    client: Client,
+pub(super) struct PgConn {
+    pub(super) runtime: Runtime,
+    pub(super) client: Client,
     created: Instant,
     statements: HashMap<String, Statement>,
-    uses: u64,
+    pub(super) uses: u64,
 }
 
 impl PgConn {
@@ -84,11 +85,11 @@ impl PgConn {
         true
     }
 
-    fn statement(&mut self, sql: &str) -> Option<Statement> {
+    pub(super) fn statement(&mut self, sql: &str) -> Option<Statement> {
         self.statements.get(sql).cloned()
     }
 
-    fn keep_statement(&mut self, sql: &str, statement: Statement) {
+    pub(super) fn keep_statement(&mut self, sql: &str, statement: Statement) {
         if self.statements.len() >= PREPARED_MAX {
             self.statements.clear();
         }
@@ -105,6 +106,8 @@ struct Pool {
 pub struct Connections {
     settings: PgSettings,
     pool: Mutex<Pool>,
+    /// Writes waiting to be committed together (see `group_write`).
+    writes: WriteQueue,
 }
 
 /// What a write's statement returned: its row count, and the integers in
@@ -123,6 +126,7 @@ impl Connections {
                 epoch: process_epoch(),
                 idle: Vec::new(),
             }),
+            writes: WriteQueue::default(),
         }
     }
 
@@ -130,8 +134,18 @@ impl Connections {
         &self.settings
     }
 
+    pub(super) fn write_queue(&self) -> &WriteQueue {
+        &self.writes
+    }
+
+    /// The transactions committed by groups of writes, and the writes
+    /// they held.
+    pub fn group_commit_counts(&self) -> (u64, u64) {
+        self.writes.counts()
+    }
+
     /// An idle connection that is still good, or a new one.
-    fn checkout(&self) -> Result<PgConn, PgFailure> {
+    pub(super) fn checkout(&self) -> Result<PgConn, PgFailure> {
         loop {
             let candidate = {
                 let mut pool = self.pool.lock();
@@ -151,7 +165,7 @@ impl Connections {
         }
     }
 
-    fn checkin(&self, conn: PgConn) {
+    pub(super) fn checkin(&self, conn: PgConn) {
         if conn.client.is_closed() {
             return;
         }
@@ -343,7 +357,7 @@ fn unreachable_write(context: &str) -> Result<Written, PgFailure> {
     ))
 }
 
-enum WriteError {
+pub(super) enum WriteError {
     /// Nothing was committed (COMMIT was never sent).
     BeforeCommit(PgFailure),
     /// Refused by the server, or lost with the outcome unknown.
@@ -429,6 +443,18 @@ fn settle(
     committed: Result<(), tokio_postgres::Error>,
     context: &str,
 ) -> Result<(Vec<Row>, u64), WriteError> {
+    let mut settled = settle_group(client, began, vec![rows], committed, context)?;
+    Ok(settled.pop().unwrap_or_default())
+}
+
+/// [`settle`] for the statements of a group, in order.
+pub(super) fn settle_group(
+    client: &Client,
+    began: Result<(), tokio_postgres::Error>,
+    results: Vec<Result<(Vec<Row>, u64), tokio_postgres::Error>>,
+    committed: Result<(), tokio_postgres::Error>,
+    context: &str,
+) -> Result<Vec<(Vec<Row>, u64)>, WriteError> {
     let fail = |e: &tokio_postgres::Error| PgFailure::from_client(context, e);
     // The server's own error (a lock timeout, a conflict, a session ended
     // by an administrator or a shutdown) came in order, before COMMIT was
@@ -444,7 +470,10 @@ fn settle(
         }
     };
     began.map_err(before_commit)?;
-    let rows = rows.map_err(before_commit)?;
+    let rows = results
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(before_commit)?;
     if let Err(e) = committed {
         return Err(WriteError::Failed(if client.is_closed() || e.is_closed() {
             unknown_outcome(context, &e)
@@ -457,7 +486,7 @@ fn settle(
 
 /// Runs a prepared statement: its rows, and the number of rows it wrote
 /// or returned.
-async fn run(
+pub(super) async fn run(
     client: &Client,
     statement: &Statement,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],

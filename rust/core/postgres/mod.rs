@@ -5,8 +5,10 @@
 
 pub mod connections;
 pub mod error;
+pub mod group_write;
 pub mod value;
 
 pub use connections::{Connections, PgSettings, Written};
 pub use error::PgFailure;
+pub use group_write::WriteRequest;
 pub use value::{AnyInt, PgValue, RawUuid};

@@ -34,6 +34,7 @@ use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, OpenFlags};
 
 use super::error::{ErrorKind, StoreError, StoreResult};
+use super::group_commit::CommitQueue;
 use crate::core::process_epoch::process_epoch;
 
 /// Seconds to wait for a lock when no timeout is configured (as the
@@ -118,6 +119,8 @@ struct Inner {
     writer_returned: Condvar,
     journal_mode_wal: AtomicBool,
     changed_to_wal: AtomicBool,
+    /// Writes waiting to be committed together (see `group_commit`).
+    commit_queue: CommitQueue,
 }
 
 /// A handle on one database's connections; clones share them.
@@ -163,8 +166,13 @@ impl Datastore {
                 writer_returned: Condvar::new(),
                 journal_mode_wal: AtomicBool::new(false),
                 changed_to_wal: AtomicBool::new(false),
+                commit_queue: CommitQueue::default(),
             }),
         }
+    }
+
+    pub(crate) fn commit_queue(&self) -> &CommitQueue {
+        &self.inner.commit_queue
     }
 
     pub fn db_name(&self) -> &str {

@@ -4,6 +4,7 @@
 
 pub mod datastore;
 pub mod error;
+pub mod group_commit;
 pub mod recorder;
 
 #[cfg(test)]

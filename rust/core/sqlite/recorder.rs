@@ -15,8 +15,9 @@ use parking_lot::Mutex;
 use rusqlite::types::ValueRef;
 use rusqlite::{ffi, params, Connection, Row};
 
-use super::datastore::{Datastore, Lease, Role};
+use super::datastore::{Datastore, Role};
 use super::error::{ErrorKind, StoreError, StoreResult};
+use super::group_commit::lock_error;
 use crate::core::memory_store::EventQuery;
 use crate::core::tracking::TrackingRecord;
 
@@ -472,14 +473,14 @@ impl SqliteRecorder {
     ) -> StoreResult<T> {
         let lease = self.store.lease(Role::Write)?;
         if let Err(err) = lease.execute_batch("BEGIN IMMEDIATE") {
-            return Err(self.lock_error("begin a write transaction on", &lease, &err));
+            return Err(lock_error("begin a write transaction on", &lease, &err));
         }
         match work(&lease) {
             Ok(value) => match lease.execute_batch("COMMIT") {
                 Ok(()) => Ok(value),
                 Err(err) => {
                     let _ = lease.execute_batch("ROLLBACK");
-                    Err(self.lock_error("commit to", &lease, &err))
+                    Err(lock_error("commit to", &lease, &err))
                 }
             },
             Err(err) => {
@@ -487,21 +488,6 @@ impl SqliteRecorder {
                 Err(err)
             }
         }
-    }
-
-    fn lock_error(&self, doing: &str, lease: &Lease, err: &rusqlite::Error) -> StoreError {
-        let mut e = StoreError::from_sqlite(
-            &format!("cannot {doing} SQLite database '{}'", lease.db_name()),
-            err,
-        );
-        if StoreError::is_lock_timeout(err) {
-            e.message = format!(
-                "{} (waited {:.1} s for another connection's write transaction)",
-                e.message,
-                lease.lock_timeout().as_secs_f64()
-            );
-        }
-        e
     }
 
     /// Writes the events, and for a process recorder the tracking record,
@@ -532,7 +518,7 @@ impl SqliteRecorder {
                 }
             }
         }
-        self.in_write_transaction(|conn| {
+        self.store.write_grouped(&mut |conn| {
             if let Some(record) = tracking {
                 self.record_tracking(conn, record)?;
             }

@@ -549,3 +549,44 @@ fn a_fenced_tracking_write_commits_only_at_the_lease_epoch() {
     r.insert_events(&[ev(2, 1)], Some(("up", 2, 1).into()))
         .unwrap();
 }
+
+#[test]
+fn concurrent_writes_commit_in_groups_each_with_its_own_outcome() {
+    let scratch = Scratch::new();
+    let r = Arc::new(recorder(&scratch.db("group.db"), RecorderKind::Application));
+    r.insert_events(&[ev(1, 1)], None).unwrap();
+    let threads: Vec<_> = (0..16u128)
+        .map(|t| {
+            let r = Arc::clone(&r);
+            std::thread::spawn(move || {
+                let mut failed = 0;
+                for i in 0..50u128 {
+                    // Every tenth write of thread 0 conflicts with the
+                    // first event: it alone must fail.
+                    let id = if t == 0 && i % 10 == 0 {
+                        1
+                    } else {
+                        1000 + t * 100 + i
+                    };
+                    if r.insert_events(&[ev(id, 1)], None).is_err() {
+                        failed += 1;
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+    let failed: u32 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(failed, 5);
+    assert_eq!(r.max_notification_id().unwrap(), 1 + 16 * 50 - 5);
+    let ids: Vec<i64> = r
+        .select_notifications(1, 10_000)
+        .unwrap()
+        .iter()
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(ids, (1..=(16 * 50 - 4) as i64).collect::<Vec<_>>());
+    let (commits, writes) = r.datastore().group_commit_counts();
+    assert_eq!(writes, 1 + 16 * 50);
+    assert!(commits <= writes);
+}

@@ -1,0 +1,262 @@
+//! Group commit: the writes of one database's threads that arrive while a
+//! commit is in flight are written together, in one transaction made
+//! durable by one sync, when it is done. The stores say how a group is
+//! written (`sqlite::group_commit`, `postgres::group_write`); this module
+//! says who writes it and when.
+//!
+//! A thread that writes queues its request and, if no thread is
+//! committing, becomes the leader: it takes every queued request that can
+//! join its own (same database, and for PostgreSQL the same table lock),
+//! writes them in one transaction, and hands each thread its own outcome.
+//! Threads that arrive while it commits wait, and the first of them to
+//! wake leads the next group.
+//!
+//! The gathering window: when the last group held more writes than are
+//! queued when the next leader starts, the writers of that group are most
+//! likely on their way back (each making its next write, in Python, one
+//! GIL at a time), and committing without them would cost them a commit
+//! of their own. So the leader waits for them, until as many are queued
+//! as the last group held, but never longer than the last commit took
+//! (nor [`MAX_WINDOW`]). A lone writer (last group of one) never waits.
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+/// The longest a leader waits for the writers of the last group.
+pub const MAX_WINDOW: Duration = Duration::from_millis(2);
+
+/// A queued request, its type and lifetime erased: it is a `&mut R` of
+/// the thread that queued it, which waits, blocked, until its outcome is
+/// in; only the leader uses it meanwhile.
+struct Queued {
+    ticket: u64,
+    request: *mut (),
+}
+
+// SAFETY: see `Queued`: the pointer is used by one thread at a time (the
+// leader), while the thread that owns what it points to is blocked, and
+// `submit` requires the request to be `Send`.
+unsafe impl Send for Queued {}
+
+struct State<O> {
+    queued: Vec<Queued>,
+    leading: bool,
+    next_ticket: u64,
+    outcomes: HashMap<u64, O>,
+    commits: u64,
+    writes: u64,
+    last_group: usize,
+    last_commit: Duration,
+}
+
+/// One database's queue of writes; `O` is a write's outcome.
+pub struct GroupQueue<O> {
+    state: Mutex<State<O>>,
+    /// Signalled when a group's outcomes are in.
+    turn: Condvar,
+    /// Signalled when a request is queued (for a leader gathering).
+    arrived: Condvar,
+}
+
+impl<O> Default for GroupQueue<O> {
+    fn default() -> Self {
+        GroupQueue {
+            state: Mutex::new(State {
+                queued: Vec::new(),
+                leading: false,
+                next_ticket: 0,
+                outcomes: HashMap::new(),
+                commits: 0,
+                writes: 0,
+                last_group: 0,
+                last_commit: Duration::ZERO,
+            }),
+            turn: Condvar::new(),
+            arrived: Condvar::new(),
+        }
+    }
+}
+
+impl<O> GroupQueue<O> {
+    /// How many groups were written, and how many writes they held.
+    pub fn counts(&self) -> (u64, u64) {
+        let state = self.state.lock();
+        (state.commits, state.writes)
+    }
+
+    /// Queues `request` and returns its outcome, written by this thread
+    /// (leading a group) or by another. `joins(first, other)` says whether
+    /// `other` may be written in the group led by `first`; `write` writes
+    /// a group, giving one outcome per request, in order; `failed` is the
+    /// outcome of each request of a group whose writing panicked.
+    ///
+    /// Every thread that submits to one queue must pass the same type `R`
+    /// (each store keeps its queue private to its one request type).
+    pub fn submit<R: Send>(
+        &self,
+        request: &mut R,
+        joins: impl Fn(&R, &R) -> bool,
+        write: impl Fn(Vec<&mut R>) -> Vec<O>,
+        failed: impl Fn() -> O,
+    ) -> O {
+        let mut state = self.state.lock();
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.queued.push(Queued {
+            ticket,
+            request: request as *mut R as *mut (),
+        });
+        self.arrived.notify_one();
+        loop {
+            if let Some(outcome) = state.outcomes.remove(&ticket) {
+                return outcome;
+            }
+            if state.leading {
+                self.turn.wait(&mut state);
+                continue;
+            }
+            state.leading = true;
+            if state.queued.len() < state.last_group {
+                let deadline = Instant::now() + state.last_commit.min(MAX_WINDOW);
+                while state.queued.len() < state.last_group
+                    && !self.arrived.wait_until(&mut state, deadline).timed_out()
+                {}
+            }
+            let group = take_group(&mut state.queued, &joins);
+            let tickets: Vec<u64> = group.iter().map(|q| q.ticket).collect();
+            let started = Instant::now();
+            let outcomes = MutexGuard::unlocked(&mut state, || {
+                // SAFETY: each request's thread is blocked until its outcome
+                // is in (below); none is used after `write` returns.
+                let requests = group
+                    .iter()
+                    .map(|q| unsafe { &mut *(q.request as *mut R) })
+                    .collect();
+                // A panic must not leave the others waiting for ever, nor
+                // this thread leading: it fails the group.
+                catch_unwind(AssertUnwindSafe(|| write(requests)))
+                    .unwrap_or_else(|_| tickets.iter().map(|_| failed()).collect())
+            });
+            state.commits += 1;
+            state.writes += tickets.len() as u64;
+            state.last_group = tickets.len();
+            state.last_commit = started.elapsed();
+            state.outcomes.extend(tickets.into_iter().zip(outcomes));
+            state.leading = false;
+            self.turn.notify_all();
+        }
+    }
+}
+
+/// The queued requests that join the first one (which always leads its
+/// group); the others stay queued, in order.
+fn take_group<R>(queued: &mut Vec<Queued>, joins: &impl Fn(&R, &R) -> bool) -> Vec<Queued> {
+    let all = std::mem::take(queued);
+    let mut group = Vec::with_capacity(all.len());
+    let mut first: Option<*mut R> = None;
+    for q in all {
+        let request = q.request as *mut R;
+        // SAFETY: as in `submit`: the requests' threads are blocked.
+        let fits = match first {
+            None => true,
+            Some(first) => unsafe { joins(&*first, &*request) },
+        };
+        if fits {
+            first.get_or_insert(request);
+            group.push(q);
+        } else {
+            queued.push(q);
+        }
+    }
+    group
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn each_request_gets_its_own_outcome_and_groups_form_under_load() {
+        let queue: Arc<GroupQueue<u64>> = Arc::default();
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let queue = Arc::clone(&queue);
+                std::thread::spawn(move || {
+                    for i in 0..200u64 {
+                        let mut request = t * 1000 + i;
+                        let got = queue.submit(
+                            &mut request,
+                            |_, _| true,
+                            |group| {
+                                std::thread::sleep(Duration::from_micros(50));
+                                group.into_iter().map(|r| *r * 2).collect()
+                            },
+                            || u64::MAX,
+                        );
+                        assert_eq!(got, (t * 1000 + i) * 2);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let (groups, writes) = queue.counts();
+        assert_eq!(writes, 1600);
+        assert!(groups < writes, "{groups} groups for {writes} writes");
+    }
+
+    #[test]
+    fn only_requests_that_join_share_a_group() {
+        let queue: Arc<GroupQueue<bool>> = Arc::default();
+        let threads: Vec<_> = (0..6u64)
+            .map(|t| {
+                let queue = Arc::clone(&queue);
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        let mut request = t % 2;
+                        let mixed = queue.submit(
+                            &mut request,
+                            |a, b| a == b,
+                            |group| {
+                                let kind = *group[0];
+                                let same = group.iter().all(|r| **r == kind);
+                                vec![same; group.len()]
+                            },
+                            || false,
+                        );
+                        assert!(mixed);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_panic_while_writing_fails_the_group_not_the_queue() {
+        let queue: GroupQueue<Result<u8, &'static str>> = GroupQueue::default();
+        let mut request = 1u8;
+        let outcome = queue.submit(
+            &mut request,
+            |_, _| true,
+            |_| panic!("boom"),
+            || Err("failed"),
+        );
+        assert_eq!(outcome, Err("failed"));
+        let mut request = 2u8;
+        let outcome = queue.submit(
+            &mut request,
+            |_, _| true,
+            |group| group.into_iter().map(|r| Ok(*r)).collect(),
+            || Err("failed"),
+        );
+        assert_eq!(outcome, Ok(2));
+    }
+}
