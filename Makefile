@@ -19,7 +19,7 @@ $(VENV)/.deps: pyproject.toml
 	$(PIP) install --quiet "maturin>=1.9,<2" "pytest>=8" "hypothesis>=6.100" \
 		"pytest-benchmark>=4" "ruff>=0.6" "mypy>=1.10" "cryptography>=41" \
 		"psycopg[binary,pool]>=3.2" "time-machine>=2.10" \
-		"typer>=0.12" "rich>=13"
+		"typer>=0.12" "rich>=13" "mkdocs>=1.6"
 	touch $@
 
 setup: $(VENV)/.deps develop

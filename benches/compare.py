@@ -68,7 +68,19 @@ ROWS: List[Tuple[str, str, str, str, int]] = [
     ("repository.get, PostgreSQL", "repository-get", "postgres", "single", 3000),
     ("Application.save, PostgreSQL", "save", "postgres", "single", 3000),
     ("Application.save, 8 threads, PostgreSQL", "save-threads-8", "postgres", "single", 4000),
+    ("Application.save, 32 threads, PostgreSQL", "save-threads-32", "postgres", "single", 8000),
+    ("Application.save, 8 threads, SQLite files", "save-threads-8", "sqlite-file", "single", 8000),
+    (
+        "Application.save, 32 threads, SQLite files",
+        "save-threads-32",
+        "sqlite-file",
+        "single",
+        16000,
+    ),
 ]
+
+# Writes per commit of this project's side, by row label (group commit).
+WRITES_PER_COMMIT: Dict[str, List[float]] = {}
 
 
 def reference_python() -> str:
@@ -128,7 +140,10 @@ def measure(python: str, lib: str, row: Tuple[str, str, str, str, int], count: i
         cwd=HERE.parent,
         env=dict(os.environ, PYTHONPATH=str(HERE.parent)),
     )
-    return float(json.loads(out.stdout.strip().splitlines()[-1])["events_per_second"])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    if result.get("writes_per_commit"):
+        WRITES_PER_COMMIT.setdefault(row[0], []).append(result["writes_per_commit"])
+    return float(result["events_per_second"])
 
 
 def main() -> None:
@@ -150,7 +165,9 @@ def main() -> None:
             ours.append(measure(sys.executable, "eventsourcing_rs", row, count))
         results[row[0]] = (statistics.median(ref), statistics.median(ours))
         r, o = results[row[0]]
-        print(f"{row[0]:45s} {r:>12,.0f} {o:>12,.0f} {o / r:>7.1f}x", file=sys.stderr)
+        per_commit = WRITES_PER_COMMIT.get(row[0])
+        said = f"  ({statistics.median(per_commit):.1f} saves per commit)" if per_commit else ""
+        print(f"{row[0]:45s} {r:>12,.0f} {o:>12,.0f} {o / r:>7.1f}x{said}", file=sys.stderr)
     if any(row[2] == "postgres" for row in rows):
         print(postgres_settings())
     if args.markdown:
@@ -159,6 +176,8 @@ def main() -> None:
         print("| --- | ---: | ---: | ---: |")
         for label, (r, o) in results.items():
             print(f"| {label} | {r:,.0f} | {o:,.0f} | {o / r:.1f}x |")
+        for label, per_commit in WRITES_PER_COMMIT.items():
+            print(f"{label}: {statistics.median(per_commit):.1f} saves per commit (ours)")
     else:
         print(f"{'workload':45s} {'reference/s':>12s} {'ours/s':>12s} {'ratio':>8s}")
         for label, (r, o) in results.items():

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from decimal import Decimal
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 def load(lib: str) -> Dict[str, Any]:
@@ -275,6 +275,15 @@ def prepare_save(env: Dict[str, Any], count: int) -> Prepared:
     return act, lambda: None
 
 
+def commit_counts(app: Any) -> Optional[Tuple[int, int]]:
+    """(commits, writes) of this project's group commit, if the store
+    counts them (the reference's do not)."""
+    datastore = getattr(app.recorder, "datastore", None)
+    native = getattr(datastore, "_datastore", None) or getattr(datastore, "_native", None)
+    counts = getattr(native, "group_commit_counts", None)
+    return None if counts is None else (int(counts[0]), int(counts[1]))
+
+
 def prepare_save_threads(env: Dict[str, Any], count: int, threads: int) -> Prepared:
     """``threads`` threads each create and save one-event aggregates, one
     at a time, ``count`` in all, on one application."""
@@ -288,12 +297,17 @@ def prepare_save_threads(env: Dict[str, Any], count: int, threads: int) -> Prepa
         for i in range(per_thread):
             orders.place(offset + i)
 
+    before = commit_counts(orders)
+
     def act() -> int:
         workers = [threading.Thread(target=work, args=(n * per_thread,)) for n in range(threads)]
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join()
+        after = commit_counts(orders)
+        if before is not None and after is not None and after[0] > before[0]:
+            env["writes_per_commit"] = (after[1] - before[1]) / (after[0] - before[0])
         return per_thread * threads
 
     return act, lambda: None
@@ -338,6 +352,7 @@ def run(lib: str, workload: str, store: str, count: int, runner: str = "single")
         "events": events,
         "seconds": seconds,
         "events_per_second": events / seconds,
+        "writes_per_commit": env.get("writes_per_commit"),
     }
 
 
