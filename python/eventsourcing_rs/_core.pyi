@@ -251,7 +251,13 @@ class SelectReader:
 class SectionReader:
     """Iterates a notification log by following its sections."""
 
-    def __new__(cls, log: Any, start: int, section_size: int) -> SectionReader: ...
+    def __new__(
+        cls,
+        log: Any,
+        start: int,
+        section_size: int,
+        direct: tuple[Callable[[int, int], list[Notification]], int] | None = None,
+    ) -> SectionReader: ...
     def __iter__(self) -> Iterator[Notification]: ...
     def __next__(self) -> Notification: ...
 

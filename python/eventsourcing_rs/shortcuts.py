@@ -44,6 +44,32 @@ _STOCK_INSERT = NativeAggregateRecorder.insert_events
 _STOCK_COLLECT = Aggregate.collect_events
 
 
+def local_log_select(
+    log: Any, local_log_type: Any, stock: Tuple[Any, Any]
+) -> Optional[Tuple[Callable[[int, int], List[Notification]], int]]:
+    """For a reader following ``log``'s sections: the Rust
+    ``select_notifications`` of the recorder behind it and the log's
+    section size, when the log is a stock local notification log (exactly
+    ``local_log_type``, whose ``__getitem__`` and ``select`` are still
+    ``stock``, and not set on the instance) over a stock Rust recorder;
+    else None."""
+    if (
+        type(log) is not local_log_type
+        or (local_log_type.__getitem__, local_log_type.select) != stock
+        or "select" in log.__dict__
+    ):
+        return None
+    recorder = log.recorder
+    rust = getattr(recorder, "_recorder", None)
+    if (
+        rust is None
+        or getattr(type(recorder), "select_notifications", None) is not _STOCK_SELECT
+        or "select_notifications" in getattr(recorder, "__dict__", ())
+    ):
+        return None
+    return rust.select_notifications, log.section_size
+
+
 def follower_calls(
     recorder: Any, event_store: Any, log: Any, local_log_type: Any
 ) -> Tuple[

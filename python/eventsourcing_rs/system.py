@@ -623,6 +623,7 @@ class ProcessApplication(Leader, Follower, ABC):
 _LEADER_NOTIFY = Leader.notify
 _PROMPT_FOLLOWERS = Leader.prompt_followers
 _PULL_AND_PROCESS = Follower.pull_and_process
+_STOCK_LOCAL_LOG = (LocalNotificationLog.__getitem__, LocalNotificationLog.select)
 
 
 class System:
@@ -1038,9 +1039,13 @@ class NotificationLogReader:
     def read(self, *, start: int) -> Iterator[Notification]:
         """Yields notifications from ``start``, following the log's
         sections by their ``next_id``."""
+        log = self.notification_log
+        # A stock local log over a Rust recorder is read without building
+        # its sections in Python (see shortcuts.local_log_select).
+        direct = shortcuts.local_log_select(log, LocalNotificationLog, _STOCK_LOCAL_LOG)
         return cast(
             Iterator[Notification],
-            _core.SectionReader(self.notification_log, start, self.section_size),
+            _core.SectionReader(log, start, self.section_size, direct),
         )
 
     def select(self, *, start: int) -> Iterator[Notification]:

@@ -93,15 +93,9 @@ impl SelectReader {
             }
             // A page that stopped at a row it could not read: its error
             // is raised once the rows before it are taken.
-            let plain = page.is_exact_instance_of::<pyo3::types::PyList>();
-            if let Some(error) = (!plain)
-                .then(|| page.getattr(intern!(py, "stopped_by")).ok())
-                .flatten()
-            {
-                if !error.is_none() {
-                    self.exhausted = true;
-                    self.stopped_by = Some(PyErr::from_value(error));
-                }
+            if let Some(error) = stopped_by(&page) {
+                self.exhausted = true;
+                self.stopped_by = Some(error);
             }
             if let Some(id) = last_id {
                 self.next_start = id + 1;
@@ -117,6 +111,15 @@ impl SelectReader {
     }
 }
 
+/// The error a page of notifications stopped at (see `NotificationPage`).
+fn stopped_by(page: &Bound<'_, PyAny>) -> Option<PyErr> {
+    if page.is_exact_instance_of::<pyo3::types::PyList>() {
+        return None;
+    }
+    let error = page.getattr(intern!(page.py(), "stopped_by")).ok()?;
+    (!error.is_none()).then(|| PyErr::from_value(error))
+}
+
 fn notification_id(item: &Bound<'_, PyAny>) -> PyResult<i64> {
     match item.cast::<Notification>() {
         Ok(n) => Ok(n.get().id),
@@ -125,23 +128,48 @@ fn notification_id(item: &Bound<'_, PyAny>) -> PyResult<i64> {
 }
 
 /// Yields notifications by following a log's sections through `next_id`.
+///
+/// With `direct` = (`select`, the log's section size), given for a stock
+/// local notification log over a Rust recorder, each section is read with
+/// that `select(start, limit)` and its next id worked out here, as the
+/// log's `__getitem__` would, without building the section in Python.
 #[pyclass(module = "eventsourcing_rs._core")]
 pub struct SectionReader {
     log: Py<PyAny>,
     next_section: Option<String>,
     buffer: VecDeque<Py<PyAny>>,
+    direct: Option<(Py<PyAny>, u64)>,
+    /// The next section, for the direct path: (first, last).
+    next_range: Option<SectionId>,
+    /// The error of a row the last page stopped at, raised once the rows
+    /// before it are taken.
+    stopped_by: Option<PyErr>,
 }
 
 #[pymethods]
 impl SectionReader {
     #[new]
-    fn new(log: Py<PyAny>, start: i64, section_size: i64) -> PyResult<Self> {
+    #[pyo3(signature = (log, start, section_size, direct=None))]
+    fn new(
+        log: Py<PyAny>,
+        start: i64,
+        section_size: i64,
+        direct: Option<(Py<PyAny>, i64)>,
+    ) -> PyResult<Self> {
         let size = check_section_size(section_size)?;
         let first = start.max(1) as u64;
+        let range = SectionId::new(first, first + size - 1);
+        let direct = match direct {
+            Some((select, log_size)) => Some((select, check_section_size(log_size)?)),
+            None => None,
+        };
         Ok(SectionReader {
             log,
-            next_section: Some(SectionId::new(first, first + size - 1).to_string()),
+            next_section: direct.is_none().then(|| range.to_string()),
+            next_range: direct.is_some().then_some(range),
             buffer: VecDeque::new(),
+            direct,
+            stopped_by: None,
         })
     }
 
@@ -150,6 +178,39 @@ impl SectionReader {
     }
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        if let Some((select, log_size)) = &self.direct {
+            while self.buffer.is_empty() {
+                let Some(range) = self.next_range.take() else {
+                    return match self.stopped_by.take() {
+                        Some(error) => Err(error),
+                        None => Ok(None),
+                    };
+                };
+                let limit = range.limit(*log_size);
+                if limit == 0 {
+                    return Ok(None);
+                }
+                let page = select.bind(py).call1((range.start(), limit))?;
+                let mut count = 0u64;
+                let mut last_id = 0i64;
+                for item in page.try_iter()? {
+                    let item = item?;
+                    last_id = notification_id(&item)?;
+                    self.buffer.push_back(item.unbind());
+                    count += 1;
+                }
+                if let Some(error) = stopped_by(&page) {
+                    self.stopped_by = Some(error);
+                    continue;
+                }
+                // A full section names the next one, as the log's would.
+                if count == limit && last_id >= 0 {
+                    let first = last_id as u64 + 1;
+                    self.next_range = Some(SectionId::new(first, first + limit - 1));
+                }
+            }
+            return Ok(self.buffer.pop_front());
+        }
         while self.buffer.is_empty() {
             let Some(section_id) = self.next_section.take() else {
                 return Ok(None);

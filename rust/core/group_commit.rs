@@ -24,6 +24,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::thread::Thread;
 
 /// The longest a leader waits for the writers of the last group.
 pub const MAX_WINDOW: Duration = Duration::from_millis(2);
@@ -34,6 +35,8 @@ pub const MAX_WINDOW: Duration = Duration::from_millis(2);
 struct Queued {
     ticket: u64,
     request: *mut (),
+    /// Woken when its outcome is in, or when it may lead the next group.
+    thread: Thread,
 }
 
 // SAFETY: see `Queued`: the pointer is used by one thread at a time (the
@@ -55,8 +58,6 @@ struct State<O> {
 /// One database's queue of writes; `O` is a write's outcome.
 pub struct GroupQueue<O> {
     state: Mutex<State<O>>,
-    /// Signalled when a group's outcomes are in.
-    turn: Condvar,
     /// Signalled when a request is queued (for a leader gathering).
     arrived: Condvar,
 }
@@ -74,7 +75,6 @@ impl<O> Default for GroupQueue<O> {
                 last_group: 0,
                 last_commit: Duration::ZERO,
             }),
-            turn: Condvar::new(),
             arrived: Condvar::new(),
         }
     }
@@ -108,6 +108,7 @@ impl<O> GroupQueue<O> {
         state.queued.push(Queued {
             ticket,
             request: request as *mut R as *mut (),
+            thread: std::thread::current(),
         });
         self.arrived.notify_one();
         loop {
@@ -115,7 +116,10 @@ impl<O> GroupQueue<O> {
                 return outcome;
             }
             if state.leading {
-                self.turn.wait(&mut state);
+                // Woken (unparked) by the leader once this request's
+                // outcome is in, or to lead the next group; a wake-up for
+                // neither just goes round again.
+                MutexGuard::unlocked(&mut state, std::thread::park);
                 continue;
             }
             state.leading = true;
@@ -127,6 +131,7 @@ impl<O> GroupQueue<O> {
             }
             let group = take_group(&mut state.queued, &joins);
             let tickets: Vec<u64> = group.iter().map(|q| q.ticket).collect();
+            let waiting: Vec<Thread> = group.iter().map(|q| q.thread.clone()).collect();
             let started = Instant::now();
             let outcomes = MutexGuard::unlocked(&mut state, || {
                 // SAFETY: each request's thread is blocked until its outcome
@@ -146,7 +151,16 @@ impl<O> GroupQueue<O> {
             state.last_commit = started.elapsed();
             state.outcomes.extend(tickets.into_iter().zip(outcomes));
             state.leading = false;
-            self.turn.notify_all();
+            // Only the threads with an outcome, and the first still queued
+            // (to lead the next group): not every waiter.
+            let next = state.queued.first().map(|q| q.thread.clone());
+            MutexGuard::unlocked(&mut state, || {
+                for thread in waiting.iter().chain(&next) {
+                    if thread.id() != std::thread::current().id() {
+                        thread.unpark();
+                    }
+                }
+            });
         }
     }
 }
