@@ -20,6 +20,8 @@ from eventsourcing_rs.examples.bank import LARGE_AMOUNT, Accounts, CardPayments,
 
 from .process_harness import ROOT, WORKER_COMMAND
 
+pytestmark = pytest.mark.processes
+
 TARGET = "eventsourcing_rs.examples.bank:system"
 
 

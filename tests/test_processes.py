@@ -33,6 +33,8 @@ from .process_harness import (
 from .process_system import Orders, Payments, Reservations, system
 from .test_postgres_faults import PORT, durable_server, restart  # noqa: F401 - a fixture
 
+pytestmark = pytest.mark.processes
+
 STORES = ["sqlite", "postgres"]
 FAST = {"WORKER_LEASE_SECONDS": "1", "WORKER_POLL_SECONDS": "0.2"}
 

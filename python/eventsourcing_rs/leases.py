@@ -22,7 +22,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from eventsourcing_rs.persistence import ProcessRecorder
 
@@ -73,6 +73,25 @@ class LeaseBook(ABC):
     @abstractmethod
     def holder(self, name: str) -> Optional[LeaseHolder]:
         """The lease's holder, or None if it was never taken."""
+
+    @abstractmethod
+    def live_holders(self, prefix: str) -> List[str]:
+        """The owner of each lease held whose name starts with ``prefix``."""
+
+    @abstractmethod
+    def _read_epoch(self, name: str) -> Optional[int]:
+        """The epoch of row ``name``, or None."""
+
+    @abstractmethod
+    def _write_epoch(self, name: str, owner: str, epoch: int) -> None:
+        """Sets row ``name`` to ``epoch`` for ever."""
+
+    def recorded_segments(self, follower_name: str) -> Optional[int]:
+        """The number of segments the follower last ran with, if recorded."""
+        return self._read_epoch(f"{follower_name}/segments")
+
+    def record_segments(self, follower_name: str, count: int) -> None:
+        self._write_epoch(f"{follower_name}/segments", "segments", count)
 
 
 class SQLiteLeaseBook(LeaseBook):
@@ -126,6 +145,26 @@ class SQLiteLeaseBook(LeaseBook):
             return None
         return LeaseHolder(str(row[0]), int(row[1]), max(0.0, float(row[2]) - time.time()))
 
+    def live_holders(self, prefix: str) -> List[str]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT owner FROM {self.table} WHERE substr(name, 1, ?2) = ?1 "
+                "AND expires_at >= ?3",
+                (prefix, len(prefix), time.time()),
+            )
+            return [str(row[0]) for row in c.fetchall()]
+
+    def _read_epoch(self, name: str) -> Optional[int]:
+        row = self._run(f"SELECT epoch FROM {self.table} WHERE name = ?1", (name,))
+        return None if row is None else int(row[0])
+
+    def _write_epoch(self, name: str, owner: str, epoch: int) -> None:
+        self._run(
+            f"INSERT INTO {self.table} (name, owner, epoch, expires_at) VALUES (?1, ?2, ?3, 1e300) "
+            "ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch",
+            (name, owner, epoch),
+        )
+
 
 class PostgresLeaseBook(LeaseBook):
     """Leases in a PostgreSQL database, timed by the server's clock."""
@@ -176,7 +215,8 @@ class PostgresLeaseBook(LeaseBook):
 
     def release(self, name: str, owner: str, epoch: int) -> None:
         self._int(
-            f"UPDATE {self.table} SET expires_at = '-infinity' WHERE name = $1::text "
+            f"UPDATE {self.table} SET expires_at = clock_timestamp() - interval '1 second' "
+            "WHERE name = $1::text "
             "AND owner = $2::text AND epoch = $3::bigint RETURNING epoch",
             [name, owner, epoch],
             f"Releasing the lease of '{name}'",
@@ -191,7 +231,8 @@ class PostgresLeaseBook(LeaseBook):
         if not epoch:
             return None
         left = self._int(
-            "SELECT GREATEST(0, EXTRACT(EPOCH FROM expires_at - clock_timestamp()) * 1000)"
+            "SELECT GREATEST(0, EXTRACT(EPOCH FROM GREATEST(LEAST(expires_at, clock_timestamp() "
+            "+ interval '100 years'), clock_timestamp()) - clock_timestamp()) * 1000)"
             f"::bigint FROM {self.table} WHERE name = $1::text",
             [name],
             f"Reading the lease of '{name}'",
@@ -202,6 +243,34 @@ class PostgresLeaseBook(LeaseBook):
             f"Reading the lease of '{name}' in table '{self.table}' failed",
         )
         return LeaseHolder(owner or "", epoch, left / 1000.0)
+
+    def live_holders(self, prefix: str) -> List[str]:
+        # One text of all owners, newline-separated: the Rust client's
+        # queries give single values.
+        owners = self.datastore.native.query_text(
+            f"SELECT string_agg(owner, E'\\n') FROM {self.table} "
+            "WHERE left(name, length($1::text)) = $1::text AND expires_at >= clock_timestamp()",
+            [prefix],
+            f"Reading the leases in table '{self.table}' failed",
+        )
+        return owners.split("\n") if owners else []
+
+    def _read_epoch(self, name: str) -> Optional[int]:
+        epoch = self._int(
+            f"SELECT epoch FROM {self.table} WHERE name = $1::text",
+            [name],
+            f"Reading '{name}'",
+        )
+        return epoch or None
+
+    def _write_epoch(self, name: str, owner: str, epoch: int) -> None:
+        self._int(
+            f"INSERT INTO {self.table} (name, owner, epoch, expires_at) "
+            "VALUES ($1::text, $2::text, $3::bigint, 'infinity') "
+            "ON CONFLICT (name) DO UPDATE SET epoch = excluded.epoch RETURNING epoch",
+            [name, owner, epoch],
+            f"Writing '{name}'",
+        )
 
 
 def _milliseconds(seconds: float) -> int:

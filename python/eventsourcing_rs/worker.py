@@ -31,8 +31,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from eventsourcing_rs.application import Application
 from eventsourcing_rs.leases import LeaseBook, lease_book_for, new_owner_name
@@ -42,6 +43,13 @@ from eventsourcing_rs.persistence import (
     LeaseLost,
     PersistenceError,
 )
+from eventsourcing_rs.segments import (
+    SEGMENTS,
+    Segment,
+    pull_segment,
+    segments,
+)
+from eventsourcing_rs.segments import prepare as prepare_segments
 from eventsourcing_rs.system import Follower, Leader, System, _processing_error, _where
 
 _log = logging.getLogger("eventsourcing_rs")
@@ -167,10 +175,16 @@ class FollowerLoop(threading.Thread):
         owner: str,
         stopping: threading.Event,
         env: Optional[Mapping[str, str]],
+        segment: Optional[Segment] = None,
+        balance: Optional[Balance] = None,
     ):
         super().__init__(name=f"follower-{name}", daemon=True)
         self.system = system
         self.follower_name = name
+        # One segment of a segmented follower (see eventsourcing_rs.segments).
+        self.segment = segment
+        self.balance = balance
+        self.lease_name = segment.lease_name(name) if segment else name
         self.owner = owner
         self.stopping = stopping
         self.env = env
@@ -195,6 +209,8 @@ class FollowerLoop(threading.Thread):
             )
         book.create_table()
         self.book: LeaseBook = book
+        if self.balance is not None:
+            self.balance.prepare(app, self.system.follows[self.follower_name], book)
         if self.follower_name in self.system.leads:
             enable_notify(app, self.settings)
         channels = []
@@ -256,9 +272,17 @@ class FollowerLoop(threading.Thread):
         backoff = _Backoff(self.settings.max_backoff_seconds)
         while not self.stopping.is_set():
             try:
-                epoch = self.book.acquire(
-                    self.follower_name, self.owner, self.settings.lease_seconds
-                )
+                if self.balance is not None:
+                    epoch = self.balance.try_take(
+                        self,
+                        lambda: self.book.acquire(
+                            self.lease_name, self.owner, self.settings.lease_seconds
+                        ),
+                    )
+                else:
+                    epoch = self.book.acquire(
+                        self.lease_name, self.owner, self.settings.lease_seconds
+                    )
             except Exception as error:
                 delay = backoff.next()
                 _log.warning(
@@ -272,7 +296,7 @@ class FollowerLoop(threading.Thread):
             if epoch is not None:
                 return epoch
             if not said:
-                _log.info("%s: standing by (another worker holds the lease)", self.follower_name)
+                _log.info("%s: standing by (another worker holds the lease)", self.lease_name)
                 said = True
             self.stopping.wait(min(self.settings.lease_seconds / 4, 1.0))
         return None
@@ -281,10 +305,10 @@ class FollowerLoop(threading.Thread):
         assert self.app is not None
         app = self.app
         table = self.book.table
-        app.recorder.set_fence(table, self.follower_name, epoch)  # type: ignore[attr-defined]
+        app.recorder.set_fence(table, self.lease_name, epoch)  # type: ignore[attr-defined]
         self.epoch = epoch
         self.lease_lost.clear()
-        _log.info("%s: active (lease epoch %d, %s)", self.follower_name, epoch, self.owner)
+        _log.info("%s: active (lease epoch %d, %s)", self.lease_name, epoch, self.owner)
         heartbeat = _Heartbeat(self)
         heartbeat.start()
         try:
@@ -293,9 +317,10 @@ class FollowerLoop(threading.Thread):
             heartbeat.stop()
             app.recorder.set_fence(None)  # type: ignore[attr-defined]
             self.epoch = None
-            if self.stopping.is_set() and not self.lease_lost.is_set():
+            handing_over = self.balance is not None and self.balance.gave_up(self)
+            if (self.stopping.is_set() or handing_over) and not self.lease_lost.is_set():
                 try:
-                    self.book.release(self.follower_name, self.owner, epoch)
+                    self.book.release(self.lease_name, self.owner, epoch)
                 except Exception as error:  # noqa: BLE001 - it lapses anyway
                     _log.warning("%s: cannot release the lease: %s", self.follower_name, error)
 
@@ -306,18 +331,24 @@ class FollowerLoop(threading.Thread):
         backoff = _Backoff(self.settings.max_backoff_seconds)
         while not self.stopping.is_set():
             if self.lease_lost.is_set():
-                _log.warning("%s: lease lost; stepping down", self.follower_name)
+                _log.warning("%s: lease lost; stepping down", self.lease_name)
+                return
+            if self.balance is not None and self.balance.over_share(self):
+                _log.info("%s: handing over (more than a fair share here)", self.lease_name)
                 return
             found = False
             failed = False
             for leader_name in self.leaders:
                 before = app.tracking_book.position(leader_name)
                 try:
+                    if self.segment is not None and self.segment.count > 1:
+                        found = pull_segment(app, leader_name, self.segment) > 0 or found
+                        continue
                     app.pull_and_process(leader_name)
                 except LeaseLost as error:
                     _log.warning(
                         "%s: another worker took over; stepping down (%s)",
-                        self.follower_name,
+                        self.lease_name,
                         error,
                     )
                     self.lease_lost.set()
@@ -367,7 +398,7 @@ class _Heartbeat(threading.Thread):
                 return
             try:
                 held = loop.book.renew(
-                    loop.follower_name, loop.owner, epoch, loop.settings.lease_seconds
+                    loop.lease_name, loop.owner, epoch, loop.settings.lease_seconds
                 )
             except Exception as error:
                 # The database may be back before the lease lapses; if not,
@@ -381,6 +412,120 @@ class _Heartbeat(threading.Thread):
     def stop(self) -> None:
         self.done.set()
         self.join()
+
+
+class Balance:
+    """The segments of one follower held by one worker, kept to a fair
+    share of them: with N segments and W live workers, each holds
+    N // W or one more, and one holding more than N // W hands a segment
+    over while another holds fewer (so a worker that joins takes some
+    over, and one that dies has its segments taken by the others). Workers
+    say they are alive through a lease of their own
+    (``<follower>/worker/<owner>``), renewed here; who holds which segment
+    is read from the segments' leases."""
+
+    def __init__(self, follower_name: str, count: int, owner: str):
+        self.follower_name = follower_name
+        self.count = count
+        self.owner = owner
+        self.held: Dict[int, FollowerLoop] = {}
+        self.handing_over: set[int] = set()
+        self.lock = threading.Lock()
+        self.prepared = False
+        self.book: Optional[LeaseBook] = None
+        self.seconds = WorkerSettings().lease_seconds
+        self.last_look = 0.0
+        self.owners: set[str] = {owner}
+        self.counts: Dict[str, int] = {}
+
+    def prepare(self, app: Follower, leader_names: Sequence[str], book: LeaseBook) -> None:
+        """Once per worker: the change-of-N check, and this worker's
+        presence."""
+        with self.lock:
+            if self.prepared:
+                return
+            prepare_segments(app, leader_names, self.count, book)
+            self.book = book
+            self.seconds = WorkerSettings.from_factory(app.factory).lease_seconds
+            self.prepared = True
+            self._look()
+
+    def _look(self) -> None:
+        """Renews this worker's presence; reads the live workers and how
+        many segments each holds."""
+        book = self.book
+        if book is None:
+            return
+        presence = f"{self.follower_name}/worker/"
+        book.acquire(presence + self.owner, self.owner, self.seconds)
+        self.owners = set(book.live_holders(presence)) | {self.owner}
+        counts: Dict[str, int] = {}
+        for holder in book.live_holders(f"{self.follower_name}#"):
+            counts[holder] = counts.get(holder, 0) + 1
+        self.counts = counts
+        self.last_look = time.monotonic()
+
+    def _shares(self) -> tuple[int, bool]:
+        """The least fair share, and whether another live worker holds
+        fewer than it."""
+        least = self.count // len(self.owners)
+        needy = any(self.counts.get(o, 0) < least for o in self.owners if o != self.owner)
+        return least, needy
+
+    def try_take(self, loop: FollowerLoop, acquire: Callable[[], Optional[int]]) -> Optional[int]:
+        """Takes the loop's segment's lease (``acquire``) if this worker
+        may hold one more; its epoch, or None."""
+        assert loop.segment is not None
+        with self.lock:
+            self._look()
+            mine = len(self.held)
+            least, needy = self._shares()
+            most = -(-self.count // len(self.owners))
+            if not (mine < least or (mine < most and not needy)):
+                return None
+            epoch = acquire()
+            if epoch is not None:
+                self.held[loop.segment.index] = loop
+            return epoch
+
+    def gave_up(self, loop: FollowerLoop) -> bool:
+        """Forgets the loop's segment; True when it was handed over (not
+        lost, nor stopped)."""
+        assert loop.segment is not None
+        with self.lock:
+            self.held.pop(loop.segment.index, None)
+            if loop.segment.index in self.handing_over:
+                self.handing_over.discard(loop.segment.index)
+                return True
+            return False
+
+    def over_share(self, loop: FollowerLoop) -> bool:
+        """Whether the loop should hand its segment over: this worker holds
+        more than its share (see the class), and the loop's segment is the
+        highest it holds. One at a time."""
+        assert loop.segment is not None
+        with self.lock:
+            if time.monotonic() - self.last_look > self.seconds / 3:
+                # Active loops keep the presence too (a worker holding every
+                # segment has no standby loop), and learn of workers joining.
+                try:
+                    self._look()
+                except Exception as error:  # noqa: BLE001 - looked at again next time
+                    _log.warning("%s: cannot count the workers: %s", self.follower_name, error)
+            if self.handing_over:
+                return False
+            mine = len(self.held)
+            least, needy = self._shares()
+            most = -(-self.count // len(self.owners))
+            if not (mine > most or (mine > least and needy)):
+                return False
+            if loop.segment.index != max(self.held):
+                return False
+            self.handing_over.add(loop.segment.index)
+            # Counted as given away at once, so no other loop of this
+            # worker hands one over on the same look.
+            self.counts[self.owner] = self.counts.get(self.owner, mine) - 1
+            return True
 
 
 class _Backoff:
@@ -432,9 +577,19 @@ class Worker:
     def start(self) -> None:
         _log.info("Worker %s starting: %s", self.owner, ", ".join(self.followers))
         for name in self.followers:
-            loop = FollowerLoop(self.system, name, self.owner, self.stopping, self.env)
-            self.loops.append(loop)
-            loop.start()
+            count = _segment_count(self.system, name, self.env)
+            if count == 1:
+                loop = FollowerLoop(self.system, name, self.owner, self.stopping, self.env)
+                self.loops.append(loop)
+                loop.start()
+                continue
+            balance = Balance(name, count, self.owner)
+            for segment in segments(count):
+                loop = FollowerLoop(
+                    self.system, name, self.owner, self.stopping, self.env, segment, balance
+                )
+                self.loops.append(loop)
+                loop.start()
 
     def stop(self) -> None:
         """Stops each follower after its current pull (committed), gives
@@ -450,5 +605,29 @@ class Worker:
         return [loop.error for loop in self.loops if loop.error is not None]
 
     def is_active(self, name: str) -> bool:
-        """Whether this worker holds the named follower's lease."""
+        """Whether this worker holds the named follower's lease (or one of
+        its segments')."""
         return any(loop.follower_name == name and loop.epoch for loop in self.loops)
+
+
+def _segment_count(system: System, name: str, env: Optional[Mapping[str, str]]) -> int:
+    """The follower's number of segments, as ``segments.segment_count``
+    finds it, read before any application is made."""
+    import os
+
+    source = os.environ if env is None else env
+    value = source.get(f"{name.upper()}_{SEGMENTS}") or source.get(SEGMENTS) or ""
+    if value.strip():
+        try:
+            count = int(value)
+        except ValueError:
+            raise InvalidSetting(
+                f"{name.upper()}_{SEGMENTS}={value!r} is not a whole number of segments"
+            ) from None
+    else:
+        count = getattr(system.follower_cls(name), "segments", 1)
+    if not isinstance(count, int) or count < 1 or count > 4096:
+        raise InvalidSetting(
+            f"{name.upper()}_{SEGMENTS}={count!r}: a follower has from 1 to 4096 segments"
+        )
+    return count

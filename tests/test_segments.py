@@ -1,0 +1,289 @@
+"""Segments: a follower split by a stable hash of the originator id, each
+segment with its own position, run by several worker processes that
+share the segments fairly; exactly once and per-aggregate order hold when
+workers join and when one is SIGKILLed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import IO, Dict, List
+from uuid import UUID, uuid4
+
+import pytest
+from eventsourcing_rs.leases import lease_book_for
+from eventsourcing_rs.segments import (
+    Segment,
+    SegmentsChanged,
+    prepare,
+    pull_segment,
+    segment_of,
+)
+
+from . import pg_server
+from .process_harness import ROOT, WORKER_COMMAND
+from .segment_system import Orders, Reservation, Reservations
+
+pytestmark = pytest.mark.processes
+
+TARGET = "tests.segment_system:system"
+FAST = {"WORKER_LEASE_SECONDS": "1", "WORKER_POLL_SECONDS": "0.2"}
+
+
+def store_env(kind: str, directory: Path) -> Dict[str, str]:
+    if kind == "postgres":
+        pg_server.require_server()
+        pg_server.drop_tables(
+            ["orders_events", "orders_tracking", "reservations_events"]
+            + ["reservations_tracking", "eventsourcing_leases"]
+        )
+        s = pg_server.settings()
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing_rs.postgres",
+            "POSTGRES_DBNAME": s["dbname"],
+            "POSTGRES_HOST": s["host"],
+            "POSTGRES_PORT": s["port"],
+            "POSTGRES_USER": s["user"],
+            "POSTGRES_PASSWORD": s["password"],
+        }
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing_rs.sqlite",
+        "ORDERS_SQLITE_DBNAME": str(directory / "orders.db"),
+        "RESERVATIONS_SQLITE_DBNAME": str(directory / "reservations.db"),
+    }
+
+
+def test_the_segment_of_an_aggregate_is_the_documented_hash() -> None:
+    for _ in range(200):
+        originator_id = uuid4()
+        digest = hashlib.md5(originator_id.bytes).digest()
+        for count in (1, 2, 3, 4, 7, 16):
+            expected = int.from_bytes(digest[:4], "big") % count
+            assert segment_of(originator_id, count) == expected
+    # Fixed points, so a change of the function is seen.
+    fixed = UUID("12345678-1234-5678-1234-567812345678")
+    assert [segment_of(fixed, n) for n in (2, 3, 4, 5, 1000)] == [
+        int.from_bytes(hashlib.md5(fixed.bytes).digest()[:4], "big") % n for n in (2, 3, 4, 5, 1000)
+    ]
+
+
+def test_postgresql_computes_the_same_segment() -> None:
+    pg_server.require_server()
+    ids = [uuid4() for _ in range(50)]
+    with pg_server.connect() as conn:
+        for originator_id in ids:
+            row = conn.execute(
+                "SELECT ('x' || left(md5(uuid_send(%s::uuid)), 8))::bit(32)::bigint %% 7",
+                (str(originator_id),),
+            ).fetchone()
+            assert row is not None and row[0] == segment_of(originator_id, 7)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_segments_in_one_process_process_each_event_once_in_order(
+    kind: str, tmp_path: Path
+) -> None:
+    env = store_env(kind, tmp_path)
+    orders = Orders(env=env)
+    ids = [orders.place(n) for n in range(300)]
+    for order_id in ids[::2]:
+        orders.confirm(order_id)
+    followers = []
+    for _ in range(4):
+        follower = Reservations(env=env)
+        follower.follow("Orders", orders.log)
+        followers.append(follower)
+    # Interleaved pulls of the four segments, a page at a time.
+    for follower in followers:
+        follower.pull_batch_size = 37
+    for _ in range(20):
+        for index, follower in enumerate(followers):
+            pull_segment(follower, "Orders", Segment(index, 4))
+    reader = Reservations(env=env)
+    for n, order_id in enumerate(ids):
+        reservation: Reservation = reader.repository.get(Reservation.id_for(order_id))
+        assert reservation.seen == ([1, 2] if n % 2 == 0 else [1])
+    for index in range(4):
+        key = Segment(index, 4).tracking_name("Orders")
+        assert reader.recorder.max_tracking_id(key) == 450
+    # The 9.1 key is untouched: one segment would track under it.
+    assert reader.recorder.max_tracking_id("Orders") == 0
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_changing_the_number_of_segments_needs_level_positions(kind: str, tmp_path: Path) -> None:
+    env = store_env(kind, tmp_path)
+    orders = Orders(env=env)
+    for n in range(50):
+        orders.place(n)
+    follower = Reservations(env=env)
+    follower.follow("Orders", orders.log)
+    book = lease_book_for(follower.recorder)
+    assert book is not None
+    book.create_table()
+    # From 9.1's one position to 4 segments: they start where it was.
+    follower.pull_and_process("Orders")
+    prepare(follower, ["Orders"], 4, book)
+    assert [
+        follower.recorder.max_tracking_id(Segment(i, 4).tracking_name("Orders")) for i in range(4)
+    ] == [50] * 4
+    orders.place(50)
+    pull_segment(follower, "Orders", Segment(0, 4))  # only segment 0 moves on
+    with pytest.raises(SegmentsChanged, match="different positions of Orders"):
+        prepare(follower, ["Orders"], 3, book)
+    for index in range(1, 4):
+        pull_segment(follower, "Orders", Segment(index, 4))
+    prepare(follower, ["Orders"], 3, book)
+    assert [
+        follower.recorder.max_tracking_id(Segment(i, 3).tracking_name("Orders")) for i in range(3)
+    ] == [51] * 3
+    assert book.recorded_segments("Reservations") == 3
+
+
+class Worker:
+    def __init__(self, env: Dict[str, str], log_dir: Path):
+        self.log_path = log_dir / f"worker-{time.monotonic_ns()}.log"
+        self._log: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait()
+        self.process = subprocess.Popen(
+            [WORKER_COMMAND, "worker", TARGET, "Reservations"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def started(self) -> bool:
+        return "starting:" in self.log()
+
+    def stop(self) -> int:
+        deadline = time.monotonic() + 30
+        while not self.started() and self.process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        finally:
+            self._log.close()
+
+
+def holders(env: Dict[str, str]) -> Dict[int, int]:
+    """Each segment's holder's process id."""
+    book = lease_book_for(Reservations(env=env).recorder)
+    assert book is not None
+    book.create_table()
+    found = {}
+    for index in range(4):
+        holder = book.holder(Segment(index, 4).lease_name("Reservations"))
+        if holder is not None and holder.seconds_left > 0:
+            found[index] = int(holder.owner.split(":")[1])
+    return found
+
+
+def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def check(env: Dict[str, str], orders: List[UUID], confirmed: set[UUID]) -> List[int]:
+    """Exactly one reservation per order, each event seen once and in
+    version order; the processes that saw them."""
+    reader = Reservations(env=env)
+    pids = []
+    for order_id in orders:
+        reservation: Reservation = reader.repository.get(Reservation.id_for(order_id))
+        assert reservation.seen == ([1, 2] if order_id in confirmed else [1]), order_id
+        pids.extend(reservation.pids)
+    return pids
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_workers_share_segments_rebalance_and_survive_a_sigkill(kind: str, tmp_path: Path) -> None:
+    """20,000 orders (10,000 confirmed as well) through Reservations in 4
+    segments: 2 workers, then a third joins, then one is SIGKILLed."""
+    env = {**store_env(kind, tmp_path), **FAST}
+    orders = Orders(env=env)
+    placed: List[UUID] = []
+    confirmed: set[UUID] = set()
+    lock = threading.Lock()
+
+    def feed(first: int, count: int) -> None:
+        for n in range(first, first + count):
+            if n % 2:
+                order_id = orders.place(n)
+            else:
+                order_id = orders.place_and_confirm(n)
+                with lock:
+                    confirmed.add(order_id)
+            with lock:
+                placed.append(order_id)
+
+    workers = [Worker(env, tmp_path), Worker(env, tmp_path)]
+    try:
+        # The first to start may take every segment before the other is
+        # seen; it then hands some over.
+        wait_for(
+            lambda: len(holders(env)) == 4 and len(set(holders(env).values())) == 2,
+            60,
+            "the two workers did not share the segments",
+        )
+        feeder = threading.Thread(target=feed, args=(0, 20000))
+        feeder.start()
+        time.sleep(2.0)
+        # A third joins: it takes its share, the others hand theirs over.
+        workers.append(Worker(env, tmp_path))
+        third = workers[-1].process.pid
+        wait_for(
+            lambda: len(holders(env)) == 4 and len(set(holders(env).values())) == 3,
+            60,
+            "the third worker took no share",
+        )
+        assert third in holders(env).values()
+        # One of the first two is killed: its segments are taken over.
+        victim = workers[0]
+        victim.process.send_signal(signal.SIGKILL)
+        assert victim.process.wait(30) == -signal.SIGKILL
+        wait_for(
+            lambda: victim.process.pid not in holders(env).values() and len(holders(env)) == 4,
+            60,
+            "the killed worker's segments were not taken over",
+        )
+        feeder.join(timeout=300)
+        assert not feeder.is_alive()
+        reader = Reservations(env=env)
+        last = orders.recorder.max_notification_id()
+        assert last == 30000
+
+        def caught_up() -> bool:
+            return all(
+                reader.recorder.max_tracking_id(Segment(i, 4).tracking_name("Orders")) == last
+                for i in range(4)
+            )
+
+        wait_for(caught_up, 300, "the segments did not catch up")
+    finally:
+        # Every worker still running (all but the killed one, if it was).
+        codes = [w.stop() for w in workers if w.process.poll() is None]
+        for w in workers:
+            w._log.close()
+    assert codes == [0, 0]
+    pids = check(env, placed, confirmed)
+    assert len(pids) == 30000
+    # Every worker did some of the work.
+    assert {w.process.pid for w in workers} <= set(pids)
