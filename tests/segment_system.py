@@ -66,12 +66,27 @@ class Orders(Application):
         self.save(order)
 
 
+class PoisonOrder(Exception):
+    pass
+
+
+# The order number whose Placed event the policy cannot process (None:
+# none); also read from the environment, for worker processes.
+POISON: List[int] = []
+
+
+def poisoned(number: int) -> bool:
+    return number in POISON or os.environ.get("TEST_POISON_NUMBER") == str(number)
+
+
 class Reservations(ProcessApplication):
     segments = 4
 
     def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
         if not isinstance(domain_event, (Order.Placed, Order.Confirmed)):
             return
+        if isinstance(domain_event, Order.Placed) and poisoned(domain_event.number):
+            raise PoisonOrder(f"cannot reserve order {domain_event.number}")
         order_id = domain_event.originator_id
         try:
             reservation = self.repository.get(Reservation.id_for(order_id))

@@ -287,3 +287,58 @@ def test_workers_share_segments_rebalance_and_survive_a_sigkill(kind: str, tmp_p
     assert len(pids) == 30000
     # Every worker did some of the work.
     assert {w.process.pid for w in workers} <= set(pids)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_poison_event_is_parked_with_its_aggregates_later_events(
+    kind: str, tmp_path: Path
+) -> None:
+    from eventsourcing_rs.dead_letters import DeadLetter, DeadLetters, ParkingPolicy
+
+    from . import segment_system
+
+    env = store_env(kind, tmp_path)
+    orders = Orders(env=env)
+    ids = [orders.place(n) for n in range(6)]
+    orders.confirm(ids[3])  # the poison order's later event
+    orders.confirm(ids[4])
+    follower = Reservations(env=env)
+    follower.follow("Orders", orders.log)
+    follower.policy = ParkingPolicy(follower, attempts=2)  # type: ignore[method-assign]
+    segment_system.POISON[:] = [3]
+    try:
+        with pytest.raises(segment_system.PoisonOrder):
+            follower.pull_and_process("Orders")  # the first attempt fails
+        assert follower.recorder.max_tracking_id("Orders") == 3
+        follower.pull_and_process("Orders")  # the second parks it, and its confirmation
+        assert follower.recorder.max_tracking_id("Orders") == 8
+        letters = DeadLetters(follower, {"Orders": orders})
+        parked = letters.list()
+        assert [(p.notification_id, p.status) for p in parked] == [(4, "parked"), (7, "parked")]
+        assert "PoisonOrder: cannot reserve order 3" in parked[0].error
+        assert "Traceback" in parked[0].trace
+        assert parked[1].error.startswith("parked behind dead letter")
+        # Everything else flowed.
+        for n in (0, 1, 2, 4, 5):
+            reservation = follower.repository.get(Reservation.id_for(ids[n]))
+            assert reservation.seen == ([1, 2] if n == 4 else [1])
+        with pytest.raises(ValueError, match="parked behind"):
+            letters.retry(parked[1].id)
+        with pytest.raises(segment_system.PoisonOrder):
+            letters.retry(parked[0].id)  # still failing: nothing recorded
+        assert len(letters.list()) == 2
+    finally:
+        segment_system.POISON[:] = []
+    letters.retry(parked[0].id)
+    letters.retry(parked[1].id)
+    assert letters.list() == []
+    reservation = follower.repository.get(Reservation.id_for(ids[3]))
+    assert reservation.seen == [1, 2]
+    with pytest.raises(ValueError, match="retried, not parked"):
+        letters.retry(parked[0].id)
+    letter: DeadLetter = follower.repository.get(parked[1].id)
+    assert letter.status == "retried"
+    # A later event of the aggregate is processed as usual.
+    orders.confirm(ids[3])
+    follower.pull_and_process("Orders")
+    assert follower.repository.get(Reservation.id_for(ids[3])).seen == [1, 2, 3]

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from eventsourcing_rs.application import Application
+from eventsourcing_rs.dead_letters import ParkingPolicy, attempts_setting
 from eventsourcing_rs.leases import LeaseBook, lease_book_for, new_owner_name
 from eventsourcing_rs.persistence import (
     InfrastructureFactory,
@@ -200,6 +201,10 @@ class FollowerLoop(threading.Thread):
     def _construct(self) -> None:
         app = self.system.follower_cls(self.follower_name)(env=self.env)
         self.settings = WorkerSettings.from_factory(app.factory)
+        attempts = attempts_setting(app)
+        if attempts is not None:
+            # Dead letters on: the policy parks what keeps failing.
+            app.policy = ParkingPolicy(app, attempts)  # type: ignore[method-assign]
         book = lease_book_for(app.recorder)
         if book is None:
             raise TypeError(
