@@ -107,6 +107,7 @@ def worker(
         typer.Argument(metavar="APP...", help="Names of the system's applications to run here."),
     ] = None,
     topology: Annotated[Optional[str], typer.Option(hidden=True)] = None,
+    parent_pid: Annotated[Optional[int], typer.Option(hidden=True)] = None,
     log_level: Annotated[
         str, typer.Option(help="Logging level of the worker's log on stderr.")
     ] = "INFO",
@@ -151,7 +152,13 @@ def worker(
         return
     running.start()
     while not stopping.wait(0.2):
-        if all(not loop.is_alive() for loop in running.loops):
+        # A follower that died (not one retrying) ends the worker, so that
+        # its supervisor sees it and starts it again.
+        if any(loop.error is not None or not loop.is_alive() for loop in running.loops):
+            break
+        if parent_pid is not None and os.getppid() != parent_pid:
+            # Started by a MultiProcessRunner whose process has gone.
+            _log.warning("The runner's process %d has gone: stopping", parent_pid)
             break
     running.stop()
     errors = running.errors

@@ -616,10 +616,16 @@ class _Notifier:
         self._pid = 0
 
     def post(self, last_id: int) -> None:
+        if self._pid != os.getpid():
+            # A forked child: the parent's thread is not here, and its lock
+            # may have been held by a thread that is not here either.
+            self._ready = threading.Condition()
+            self._pending = None
+            self._thread = None
         with self._ready:
             if self._pending is None or last_id > self._pending:
                 self._pending = last_id
-            if self._thread is None or self._pid != os.getpid():
+            if self._thread is None or not self._thread.is_alive():
                 # Started on first use, and again in a forked child, which
                 # has none of its parent's threads.
                 self._pid = os.getpid()
@@ -640,7 +646,7 @@ class _Notifier:
                     f"NOTIFY \"{self.channel}\", '{self.prefix}{last_id}'",
                     f"Notifying channel '{self.channel}' failed",
                 )
-            except PersistenceError as error:
+            except Exception as error:  # noqa: BLE001 - a hint: never fatal
                 _log.warning("%s", error)
 
 
@@ -895,7 +901,8 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         # go in one round trip (a refused statement writes nothing).
         try:
             count, ids = self.datastore.native.write(
-                f"BEGIN; SET LOCAL lock_timeout = {lock_timeout}; {self.lock_table_statement}",
+                f"BEGIN; SET LOCAL lock_timeout = {lock_timeout}; {self.lock_table_statement}"
+                f"{self._before_write(tracking)}",
                 statement,
                 params,
                 self._insert_context,
@@ -916,6 +923,10 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         if self._notifier is not None:
             self._notifier.post(ids[-1])
         return ids
+
+    def _before_write(self, tracking: Optional[Tracking]) -> str:
+        """More of the write's opening statements, for a process recorder."""
+        return ""
 
     def _refuse_duplicates(self, stored_events: Sequence[StoredEvent]) -> None:
         # Found here, before the database, since a failing INSERT would
@@ -1054,6 +1065,16 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
             f"{self.insert_tracking_statement} AND EXISTS (SELECT 1 FROM {table} "
             f"WHERE name = '{quoted}' AND epoch = {int(epoch)})"
         )
+
+    def _before_write(self, tracking: Optional[Tracking]) -> str:
+        # A fenced write holds its lease's row (shared) until it commits:
+        # a takeover waits for it, so the epoch it checked stays the
+        # lease's until then.
+        if self.fence is None or tracking is None:
+            return ""
+        table, name, epoch = self.fence
+        quoted = name.replace("'", "''")
+        return f"; SELECT 1 FROM {table} WHERE name = '{quoted}' AND epoch = {epoch} FOR SHARE"
 
     def _lease_lost(self) -> Optional[LeaseLost]:
         """LeaseLost if this recorder's lease is no longer at its epoch."""

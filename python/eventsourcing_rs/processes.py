@@ -54,10 +54,9 @@ class _WorkerProcess:
     def last_error(self) -> str:
         """The last error line the worker logged, if any."""
         try:
-            self.log.flush()
             with open(self.log.name, "rb") as f:
                 lines = f.read().decode("utf-8", "replace").splitlines()
-        except OSError:
+        except (OSError, ValueError):
             return ""
         for line in reversed(lines):
             if " ERROR " in line or " CRITICAL " in line or line.startswith("eventsourcing-rs:"):
@@ -100,6 +99,7 @@ class MultiProcessRunner(Runner):
         self.workers: Dict[str, _WorkerProcess] = {}
         self._errors: List[Exception] = []
         self._stopping = threading.Event()
+        self._report = threading.Lock()
         self._monitor: Optional[threading.Thread] = None
 
     def start(self) -> None:
@@ -132,6 +132,8 @@ class MultiProcessRunner(Runner):
                     "worker",
                     "--topology",
                     topology,
+                    "--parent-pid",
+                    str(os.getpid()),
                     name,
                 ],
                 env=child_env,
@@ -147,11 +149,13 @@ class MultiProcessRunner(Runner):
         while not self._stopping.wait(0.2):
             for worker in list(self.workers.values()):
                 code = worker.process.poll()
-                if code is not None and not worker.reported and not self._stopping.is_set():
+                with self._report:
+                    if code is None or worker.reported or self._stopping.is_set():
+                        continue
                     worker.reported = True
                     error = WorkerExited(worker.name, code, worker.last_error())
                     self._errors.append(error)
-                    _log.error("%s", error)
+                _log.error("%s", error)
 
     @property
     def pids(self) -> Dict[str, int]:
@@ -166,7 +170,8 @@ class MultiProcessRunner(Runner):
     def stop(self) -> None:
         """Asks every worker to stop (SIGTERM: each commits its current
         batch and exits 0), waits for them, and raises the first error."""
-        self._stopping.set()
+        with self._report:
+            self._stopping.set()
         for worker in self.workers.values():
             if worker.process.poll() is None:
                 worker.process.send_signal(signal.SIGTERM)
@@ -177,7 +182,9 @@ class MultiProcessRunner(Runner):
             except subprocess.TimeoutExpired:
                 worker.process.kill()
                 code = worker.process.wait()
-            if code != 0 and not worker.reported:
+            # SIGTERM before the worker's handler was installed (it was
+            # still starting) ends it by default: nothing was running.
+            if code not in (0, -signal.SIGTERM) and not worker.reported:
                 worker.reported = True
                 self._errors.append(WorkerExited(worker.name, code, worker.last_error()))
             worker.log.close()

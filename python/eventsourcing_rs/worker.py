@@ -145,8 +145,16 @@ class PostgresWaker(Waker):
         try:
             if self.conn is None or self.conn.closed:
                 self.conn = self._connect()
-            for _ in self.conn.notifies(timeout=timeout, stop_after=1):
-                pass
+            # In slices, so that a worker told to stop does not wait out a
+            # long poll interval.
+            deadline = time.monotonic() + timeout
+            heard = False
+            while not heard and not self.stopping.is_set():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                for _ in self.conn.notifies(timeout=min(left, 0.2), stop_after=1):
+                    heard = True
             # Others that came meanwhile say nothing more.
             for _ in self.conn.notifies(timeout=0.0):
                 pass

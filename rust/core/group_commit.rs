@@ -24,6 +24,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::core::process_epoch::process_epoch;
 use std::thread::Thread;
 
 /// The longest a leader waits for the writers of the last group.
@@ -45,6 +47,8 @@ struct Queued {
 unsafe impl Send for Queued {}
 
 struct State<O> {
+    /// The process the state belongs to (see `process_epoch`).
+    epoch: u64,
     queued: Vec<Queued>,
     leading: bool,
     next_ticket: u64,
@@ -66,6 +70,7 @@ impl<O> Default for GroupQueue<O> {
     fn default() -> Self {
         GroupQueue {
             state: Mutex::new(State {
+                epoch: process_epoch(),
                 queued: Vec::new(),
                 leading: false,
                 next_ticket: 0,
@@ -103,6 +108,14 @@ impl<O> GroupQueue<O> {
         failed: impl Fn() -> O,
     ) -> O {
         let mut state = self.state.lock();
+        if state.epoch != process_epoch() {
+            // A forked child: the queued requests, the outcomes and the
+            // leader are the parent's threads', which do not exist here.
+            state.epoch = process_epoch();
+            std::mem::forget(std::mem::take(&mut state.queued));
+            std::mem::forget(std::mem::take(&mut state.outcomes));
+            state.leading = false;
+        }
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         state.queued.push(Queued {

@@ -447,8 +447,8 @@ fn settle(
     Ok(settled.pop().unwrap_or_default())
 }
 
-/// [`settle`] for the statements of a group, in order.
-pub(super) fn settle_group(
+/// [`settle`] for several statements, in order.
+fn settle_group(
     client: &Client,
     began: Result<(), tokio_postgres::Error>,
     results: Vec<Result<(Vec<Row>, u64), tokio_postgres::Error>>,
@@ -502,7 +502,7 @@ pub(super) async fn run(
     Ok((rows, count))
 }
 
-fn unknown_outcome(context: &str, e: &tokio_postgres::Error) -> PgFailure {
+pub(super) fn unknown_outcome(context: &str, e: &tokio_postgres::Error) -> PgFailure {
     PgFailure::new(
         ErrorKind::Interface,
         format!(

@@ -20,7 +20,7 @@ use std::task::Poll;
 
 use tokio_postgres::Statement;
 
-use super::connections::{run, settle_group, Connections, PgConn, WriteError, Written};
+use super::connections::{run, unknown_outcome, Connections, PgConn, WriteError, Written};
 use super::error::PgFailure;
 use super::value::PgValue;
 use crate::core::group_commit::GroupQueue;
@@ -72,7 +72,7 @@ impl Connections {
             Err(failure) => Err(WriteError::Failed(failure)),
         };
         match together {
-            Ok(written) => written.into_iter().map(Ok).collect(),
+            Ok(written) => written,
             // Committed or not, unknown (or no connection at all): said
             // to every write of the group.
             Err(WriteError::Failed(failure)) => {
@@ -91,7 +91,7 @@ impl Connections {
 fn write_group_on(
     conn: &mut PgConn,
     group: &[&mut WriteRequest<'_>],
-) -> Result<Vec<Written>, WriteError> {
+) -> Result<Vec<Result<Written, PgFailure>>, WriteError> {
     let before = group[0].before;
     let context = group[0].context;
     let fail = |e: &tokio_postgres::Error| PgFailure::from_client(context, e);
@@ -130,13 +130,26 @@ fn write_group_on(
             .zip(prepared)
             .collect()
     };
+    // Looked up before the new ones are kept: keeping one may empty a full
+    // cache.
+    let statements: Vec<Statement> = group
+        .iter()
+        .map(|r| {
+            made.iter()
+                .find(|(sql, _)| sql == r.statement)
+                .map(|(_, statement)| statement.clone())
+                .or_else(|| conn.statement(r.statement))
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| {
+            WriteError::BeforeCommit(PgFailure::new(
+                ErrorKind::Internal,
+                format!("{context}: a statement of the group was not prepared"),
+            ))
+        })?;
     for (sql, statement) in &made {
         conn.keep_statement(sql, statement.clone());
     }
-    let statements: Vec<Statement> = group
-        .iter()
-        .map(|r| conn.statement(r.statement).expect("prepared above"))
-        .collect();
     let params: Vec<Vec<&(dyn tokio_postgres::types::ToSql + Sync)>> = group
         .iter()
         .map(|r| r.params.iter().map(|p| p as _).collect())
@@ -161,25 +174,60 @@ fn write_group_on(
             (Ok(()), results, committed)
         }
     });
-    let rows = settle_group(client, began, results, committed, context)?;
+    if let Err(error) = began {
+        let failure = fail(&error);
+        // A session the server ended is tried again, write by write, on
+        // new connections; anything else (a lock timeout, say) is every
+        // write's error: nothing was committed.
+        return Err(if failure.lost || client.is_closed() {
+            WriteError::BeforeCommit(failure)
+        } else {
+            WriteError::Failed(failure)
+        });
+    }
+    // The server's own error aborted the transaction (its COMMIT rolls
+    // back): nothing was committed. A connection that closed leaves the
+    // outcome unknown.
+    for result in &results {
+        if let Err(error) = result {
+            if error.as_db_error().is_some() {
+                return Err(WriteError::BeforeCommit(fail(error)));
+            }
+            if error.is_closed() || client.is_closed() {
+                return Err(WriteError::Failed(unknown_outcome(context, error)));
+            }
+        }
+    }
+    if let Err(error) = committed {
+        return Err(WriteError::Failed(
+            if client.is_closed() || error.is_closed() {
+                unknown_outcome(context, &error)
+            } else {
+                fail(&error)
+            },
+        ));
+    }
+    // Committed. A statement whose values could not be encoded was never
+    // sent (the client fails it before sending): that write alone failed.
     Ok(group
         .iter()
-        .zip(rows)
-        .map(|(request, (rows, count))| {
+        .zip(results)
+        .map(|(request, result)| {
+            let (rows, count) = result.map_err(|e| fail(&e))?;
             if request.expected_rows.is_some_and(|n| n != count) {
-                return Written {
+                return Ok(Written {
                     count,
                     ids: Vec::new(),
-                };
+                });
             }
-            Written {
+            Ok(Written {
                 count,
                 ids: rows
                     .iter()
                     .filter_map(|row| row.try_get::<_, super::value::AnyInt>(0).ok())
                     .map(|id| id.0)
                     .collect(),
-            }
+            })
         })
         .collect())
 }

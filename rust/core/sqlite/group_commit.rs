@@ -55,11 +55,41 @@ impl Datastore {
         let alone = n == 1;
         let mut outcomes = Vec::with_capacity(n);
         for work in group {
+            if lease.is_autocommit() {
+                // An earlier write's failure (a full disk, an I/O error)
+                // ended the whole transaction: nothing of the group is
+                // committed, and the writes left are not run (outside the
+                // transaction, each would commit on its own).
+                outcomes.push(Err(StoreError::new(
+                    ErrorKind::Operational,
+                    format!(
+                        "SQLite database '{}' rolled back the transaction of this write's \
+                         commit group (another write of it failed); nothing was written",
+                        lease.db_name()
+                    ),
+                )));
+                continue;
+            }
             outcomes.push(if alone {
                 work(&lease)
             } else {
                 in_savepoint(&lease, *work)
             });
+        }
+        if lease.is_autocommit() {
+            // Rolled back by SQLite: no write of the group stands.
+            let failed = StoreError::new(
+                ErrorKind::Operational,
+                format!(
+                    "SQLite database '{}' rolled back the transaction of this write's commit \
+                     group (another write of it failed); nothing was written",
+                    lease.db_name()
+                ),
+            );
+            return outcomes
+                .into_iter()
+                .map(|outcome| outcome.and(Err(failed.clone())))
+                .collect();
         }
         if alone && outcomes[0].is_err() {
             let _ = lease.execute_batch("ROLLBACK");
@@ -92,10 +122,15 @@ fn in_savepoint(conn: &Connection, work: &mut Work<'_>) -> StoreResult<Vec<i64>>
     }
     match conn.execute_batch("RELEASE grouped_write") {
         Ok(()) => outcome,
-        Err(err) => outcome.and(Err(StoreError::from_sqlite(
-            "cannot release a savepoint",
-            &err,
-        ))),
+        Err(err) => {
+            // Not released: its writes must not be committed with the rest.
+            let _ = conn.execute_batch("ROLLBACK TO grouped_write");
+            let _ = conn.execute_batch("RELEASE grouped_write");
+            outcome.and(Err(StoreError::from_sqlite(
+                "cannot release a savepoint",
+                &err,
+            )))
+        }
     }
 }
 
