@@ -43,7 +43,10 @@ impl Datastore {
 
     /// One transaction for the group's writes, each in a savepoint (none
     /// for a write alone); their outcomes, in order.
-    fn commit_group(&self, group: Vec<&mut &mut Work<'_>>) -> Vec<StoreResult<Vec<i64>>> {
+    pub(crate) fn commit_group(
+        &self,
+        group: Vec<&mut &mut Work<'_>>,
+    ) -> Vec<StoreResult<Vec<i64>>> {
         let n = group.len();
         let lease = match self.lease(Role::Write) {
             Ok(lease) => lease,

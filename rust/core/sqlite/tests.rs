@@ -590,3 +590,35 @@ fn concurrent_writes_commit_in_groups_each_with_its_own_outcome() {
     assert_eq!(writes, 1 + 16 * 50);
     assert!(commits <= writes);
 }
+
+#[test]
+fn a_group_whose_transaction_ended_commits_none_of_its_writes() {
+    let scratch = Scratch::new();
+    let r = recorder(&scratch.db("ended.db"), RecorderKind::Application);
+    r.insert_events(&[ev(1, 1)], None).unwrap();
+    let store = r.datastore();
+    // The first write fails in a way that ends the whole transaction (as
+    // a full disk or an I/O error does); the second would succeed.
+    let mut ending = |conn: &Connection| -> StoreResult<Vec<i64>> {
+        conn.execute_batch("ROLLBACK").unwrap();
+        Err(StoreError::new(ErrorKind::Operational, "disk full"))
+    };
+    let mut fine = |conn: &Connection| -> StoreResult<Vec<i64>> {
+        conn.execute_batch(
+            "INSERT INTO stored_events VALUES ('00000000000000000000000000000009', 1, 't', x'')",
+        )
+        .map_err(|e| StoreError::from_sqlite("insert", &e))?;
+        Ok(vec![conn.last_insert_rowid()])
+    };
+    let mut first: &mut group_commit::Work<'_> = &mut ending;
+    let mut second: &mut group_commit::Work<'_> = &mut fine;
+    let outcomes = store.commit_group(vec![&mut first, &mut second]);
+    assert!(outcomes.iter().all(|o| o.is_err()), "{outcomes:?}");
+    assert!(
+        all(&r, 9).is_empty(),
+        "a write outside the group's transaction committed"
+    );
+    assert_eq!(r.max_notification_id().unwrap(), 1);
+    // The datastore goes on working.
+    assert_eq!(r.insert_events(&[ev(2, 1)], None).unwrap(), vec![2]);
+}
