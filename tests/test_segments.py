@@ -159,7 +159,8 @@ class Worker:
         )
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def started(self) -> bool:
@@ -342,3 +343,55 @@ def test_a_poison_event_is_parked_with_its_aggregates_later_events(
     orders.confirm(ids[3])
     follower.pull_and_process("Orders")
     assert follower.repository.get(Reservation.id_for(ids[3])).seen == [1, 2, 3]
+
+
+def test_workers_park_a_poison_event_and_the_command_line_retries_it(tmp_path: Path) -> None:
+    import json
+
+    env = {**store_env("sqlite", tmp_path), **FAST, "WORKER_MAX_BACKOFF_SECONDS": "0.2"}
+    orders = Orders(env=env)
+    ids = [orders.place(n) for n in range(40)]
+    orders.confirm(ids[3])
+    worker_env = {**env, "DEAD_LETTER_ATTEMPTS": "2", "TEST_POISON_NUMBER": "3"}
+    workers = [Worker(worker_env, tmp_path), Worker(worker_env, tmp_path)]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [WORKER_COMMAND, *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    try:
+
+        def caught_up() -> bool:
+            done = cli("status", TARGET, "--json", "--interval", "0.1")
+            assert done.returncode == 0, done.stderr
+            rows = json.loads(done.stdout)
+            return len(rows) == 4 and all(r["lag"] == 0 and r["owner"] for r in rows)
+
+        wait_for(caught_up, 60, "the segments did not catch up")
+    finally:
+        codes = [w.stop() for w in workers]
+    assert codes == [0, 0]
+    assert any("parked notification 4 of Orders#" in w.log() for w in workers)
+    listed = cli("dead-letters", TARGET, "Reservations", "--json")
+    assert listed.returncode == 0, listed.stderr
+    letters = json.loads(listed.stdout)
+    assert [(x["notification_id"], x["aggregate_id"]) for x in letters] == [
+        (4, str(ids[3])),
+        (41, str(ids[3])),
+    ]
+    refused = cli("dead-letters", TARGET, "Reservations", "--retry", letters[1]["id"])
+    assert refused.returncode == 2 and "parked behind" in refused.stderr
+    for letter in letters:
+        done = cli("dead-letters", TARGET, "Reservations", "--retry", letter["id"])
+        assert done.returncode == 0, done.stderr
+    assert json.loads(cli("dead-letters", TARGET, "Reservations", "--json").stdout) == []
+    reader = Reservations(env=env)
+    for n, order_id in enumerate(ids):
+        reservation: Reservation = reader.repository.get(Reservation.id_for(order_id))
+        assert reservation.seen == ([1, 2] if n == 3 else [1])

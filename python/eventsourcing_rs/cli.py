@@ -15,7 +15,7 @@ from typing import Annotated, Any, Dict, List, Mapping, Optional
 
 import typer
 
-from eventsourcing_rs.application import Application
+from eventsourcing_rs.application import AggregateNotFound, Application
 from eventsourcing_rs.persistence import PersistenceError
 from eventsourcing_rs.system import System
 from eventsourcing_rs.utils import resolve_topic
@@ -315,6 +315,84 @@ def status(
         _print_table(rows)
 
 
+@app.command("dead-letters")
+def dead_letters(
+    target: Annotated[str, typer.Argument(metavar="MODULE:ATTR", help="The System object.")],
+    follower: Annotated[str, typer.Argument(help="The follower whose parked letters to show.")],
+    retry: Annotated[
+        Optional[str], typer.Option(help="Process this parked letter again (its id).")
+    ] = None,
+    discard: Annotated[
+        Optional[str], typer.Option(help="Give this parked letter up (its id).")
+    ] = None,
+    store: Annotated[
+        str, typer.Option(help="environment, memory, sqlite or postgres (as for run).")
+    ] = "environment",
+    sqlite_dir: Annotated[Optional[Path], typer.Option(help="With --store sqlite.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    """List a follower's parked (dead) letters, or retry or discard one.
+
+    A letter is retried by running the follower's policy again on its
+    notification, recording what it saves with the letter marked retried in
+    one transaction; an aggregate's letters are retried oldest first.
+    """
+    from uuid import UUID
+
+    from eventsourcing_rs.dead_letters import DeadLetters
+
+    try:
+        system = load_system(target)
+        if follower not in system.follows:
+            raise UsageProblem(
+                f"'{follower}' is not a follower of the system (its followers: "
+                f"{', '.join(sorted(system.follows))})"
+            )
+        env = store_environment(system, store, sqlite_dir)
+        apps = open_applications(system, env)
+        letters = DeadLetters(
+            apps[follower], {name: apps[name] for name in system.follows[follower]}
+        )
+        for option, value in (("--retry", retry), ("--discard", discard)):
+            if value is not None:
+                try:
+                    letter_id = UUID(value)
+                except ValueError:
+                    raise UsageProblem(f"{option} {value!r} is not a letter's id") from None
+                try:
+                    (letters.retry if option == "--retry" else letters.discard)(letter_id)
+                except (ValueError, AggregateNotFound) as error:
+                    raise UsageProblem(f"{option} {value}: {error}") from error
+                typer.echo(f"{option[2:]} {letter_id}: done")
+                return
+        rows = [
+            {
+                "id": str(letter.id),
+                "leader": letter.leader_name,
+                "notification_id": letter.notification_id,
+                "aggregate_id": letter.aggregate_id,
+                "error": letter.error,
+            }
+            for letter in letters.list()
+        ]
+    except Exception as error:
+        _fail(error, debug)
+        return
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Dead letters of {follower}")
+    for column in ("id", "leader", "notification", "aggregate", "error"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row[key]) for key in row))
+    Console().print(table)
+
+
 def _with_rates(before: List[Any], after: List[Any], seconds: float) -> List[Dict[str, Any]]:
     rows = []
     for old, new in zip(before, after, strict=True):
@@ -334,18 +412,23 @@ def _print_table(rows: List[Dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title="Followers")
-    for column in ("leader", "follower", "leader's last id", "position", "lag", "rate/s", "eta"):
-        table.add_column(column, justify="left" if column in ("leader", "follower") else "right")
+    columns = ("leader", "follower", "leader's last id", "position", "lag", "rate/s", "eta")
+    for column in (*columns, "owner"):
+        table.add_column(
+            column, justify="left" if column in ("leader", "follower", "owner") else "right"
+        )
     for row in rows:
         eta = row["eta_seconds"]
+        segment = f" {row['segment']}" if row.get("segment") else ""
         table.add_row(
             row["leader_name"],
-            row["follower_name"],
+            row["follower_name"] + segment,
             str(row["leader_last_id"]),
             str(row["follower_position"]),
             str(row["lag"]),
             f"{row['rate_per_second']:.1f}",
             "-" if eta is None else f"{eta:.1f} s",
+            row.get("owner") or "-",
         )
     Console().print(table)
 
@@ -361,14 +444,14 @@ def _watch(look: Any, interval: float) -> None:
         TextColumn("{task.completed:>8.0f}/{task.total:<8.0f} lag {task.fields[lag]}"),
         TextColumn("{task.fields[eta]}"),
     )
-    tasks: Dict[tuple[str, str], Any] = {}
+    tasks: Dict[tuple[str, str, Optional[str]], Any] = {}
     previous = None
     with Live(progress, refresh_per_second=4):
         while True:
             lags = look()
             rows = _with_rates(previous, lags, interval) if previous else None
             for i, edge in enumerate(lags):
-                key = (edge.leader_name, edge.follower_name)
+                key = (edge.leader_name, edge.follower_name, edge.segment)
                 eta = ""
                 if rows is not None:
                     seconds = rows[i]["eta_seconds"]
@@ -384,8 +467,9 @@ def _watch(look: Any, interval: float) -> None:
                     eta=eta,
                 )
                 if key not in tasks:
+                    segment = f" {edge.segment}" if edge.segment else ""
                     tasks[key] = progress.add_task(
-                        f"{edge.leader_name} -> {edge.follower_name}", **fields
+                        f"{edge.leader_name} -> {edge.follower_name}{segment}", **fields
                     )
                 else:
                     progress.update(tasks[key], **fields)

@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from eventsourcing_rs.application import Application
+from eventsourcing_rs.leases import LeaseBook, lease_book_for
+from eventsourcing_rs.persistence import PersistenceError
+from eventsourcing_rs.segments import segments
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,10 @@ class EdgeLag:
     follower_name: str
     leader_last_id: int
     follower_position: int
+    # For a follower in segments: which one ("2/4"), else None.
+    segment: Optional[str] = None
+    # The worker holding the follower's (or the segment's) lease, if any.
+    owner: Optional[str] = None
 
     @property
     def lag(self) -> int:
@@ -29,20 +36,53 @@ class EdgeLag:
 
 def edge_lags(edges: List[tuple[str, str]], apps: Mapping[str, Application]) -> List[EdgeLag]:
     """The lag of each edge, read from the applications' recorders, in the
-    order of the edges (leader, then follower, by name)."""
+    order of the edges (leader, then follower, by name); an edge to a
+    follower that workers run in segments gives a row per segment."""
     lags = []
     for leader_name, follower_name in sorted(edges):
         leader = apps[leader_name].recorder
-        follower = apps[follower_name].recorder
-        lags.append(
-            EdgeLag(
-                leader_name=leader_name,
-                follower_name=follower_name,
-                leader_last_id=leader.max_notification_id(),  # type: ignore[attr-defined]
-                follower_position=follower.max_tracking_id(leader_name),  # type: ignore[attr-defined]
+        follower = apps[follower_name]
+        last = leader.max_notification_id()  # type: ignore[attr-defined]
+        book = lease_book_for(follower.recorder)  # type: ignore[arg-type]
+        count = _segments_in_use(book, follower_name)
+        for segment in segments(count):
+            owner = _owner(book, segment.lease_name(follower_name))
+            lags.append(
+                EdgeLag(
+                    leader_name=leader_name,
+                    follower_name=follower_name,
+                    leader_last_id=last,
+                    follower_position=follower.recorder.max_tracking_id(  # type: ignore[attr-defined]
+                        segment.tracking_name(leader_name)
+                    ),
+                    segment=f"{segment.index}/{count}" if count > 1 else None,
+                    owner=owner,
+                )
             )
-        )
     return lags
+
+
+def _segments_in_use(book: Optional[LeaseBook], follower_name: str) -> int:
+    """The number of segments workers last ran the follower with (1 when
+    none did)."""
+    if book is None:
+        return 1
+    try:
+        return book.recorded_segments(follower_name) or 1
+    except PersistenceError:
+        return 1  # no leases table: no worker ever ran
+
+
+def _owner(book: Optional[LeaseBook], lease_name: str) -> Optional[str]:
+    if book is None:
+        return None
+    try:
+        holder = book.holder(lease_name)
+    except PersistenceError:
+        return None
+    if holder is None or holder.seconds_left <= 0:
+        return None
+    return holder.owner
 
 
 def wait_caught_up(
