@@ -56,6 +56,7 @@ ROWS: List[Tuple[str, str, str, str, int]] = [
     ("catch-up 20k, in memory", "catch-up", "memory", "single", 20000),
     ("catch-up 20k, SQLite files", "catch-up", "sqlite-file", "single", 20000),
     ("reader, in memory", "reader", "memory", "single", 100000),
+    ("reader read(), sections of 10, in memory", "reader-sections", "memory", "single", 100000),
     ("reader, SQLite files", "reader", "sqlite-file", "single", 100000),
     ("repository.get, in memory", "repository-get", "memory", "single", 50000),
     ("repository.get, SQLite files", "repository-get", "sqlite-file", "single", 5000),

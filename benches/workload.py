@@ -219,8 +219,10 @@ def prepare_catch_up(env: Dict[str, Any], count: int) -> Prepared:
     return act, lambda: None
 
 
-def prepare_reader(env: Dict[str, Any], count: int) -> Prepared:
-    """Reads ``count`` notifications through NotificationLogReader.select."""
+def prepare_reader(env: Dict[str, Any], count: int, sections: bool = False) -> Prepared:
+    """Reads ``count`` notifications through NotificationLogReader.select
+    (100 at a time), or with ``sections`` through its read(), following
+    the log's default sections of 10."""
     orders = env["Orders"]()
     batch = 500
     persistence = env["persistence"]
@@ -239,11 +241,16 @@ def prepare_reader(env: Dict[str, Any], count: int) -> Prepared:
             ]
         )
     log_cls = type(orders.log)
-    log = log_cls(orders.recorder, section_size=100)
-    reader_ = env["system"].NotificationLogReader(log, section_size=100)
+    if sections:
+        reader_ = env["system"].NotificationLogReader(orders.log)
+        read = reader_.read
+    else:
+        log = log_cls(orders.recorder, section_size=100)
+        reader_ = env["system"].NotificationLogReader(log, section_size=100)
+        read = reader_.select
 
     def act() -> int:
-        seen = sum(1 for _ in reader_.select(start=1))
+        seen = sum(1 for _ in read(start=1))
         assert seen == count, seen
         return count
 
@@ -321,6 +328,8 @@ def prepare(env: Dict[str, Any], workload: str, count: int, runner: str = "singl
         return prepare_catch_up(env, count)
     if workload == "reader":
         return prepare_reader(env, count)
+    if workload == "reader-sections":
+        return prepare_reader(env, count, sections=True)
     if workload == "repository-get":
         return prepare_repository_get(env, count)
     if workload == "save":
