@@ -395,3 +395,31 @@ def test_workers_park_a_poison_event_and_the_command_line_retries_it(tmp_path: P
     for n, order_id in enumerate(ids):
         reservation: Reservation = reader.repository.get(Reservation.id_for(order_id))
         assert reservation.seen == ([1, 2] if n == 3 else [1])
+
+
+def test_a_runner_in_one_process_refuses_a_follower_workers_ran_in_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eventsourcing_rs.system import MultiThreadedRunner, SingleThreadedRunner
+
+    from .segment_system import system
+
+    env = store_env("sqlite", tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    follower = Reservations()
+    book = lease_book_for(follower.recorder)
+    assert book is not None
+    book.create_table()
+    prepare(follower, ["Orders"], 4, book)
+    for runner_cls in (SingleThreadedRunner, MultiThreadedRunner):
+        runner = runner_cls(system)
+        with pytest.raises(SegmentsChanged, match="in 4 segments"):
+            runner.start()
+    # Back to one segment (level positions): runners may run it again.
+    prepare(follower, ["Orders"], 1, book)
+    runner = SingleThreadedRunner(system)
+    runner.start()
+    runner.get(Orders).place(1)
+    assert runner.get(Reservations).recorder.max_tracking_id("Orders") == 1
+    runner.stop()

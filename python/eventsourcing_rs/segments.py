@@ -105,6 +105,30 @@ def segment_count(follower: Follower) -> int:
     return count
 
 
+def refuse_if_run_in_segments(follower: Follower) -> None:
+    """Raises :class:`SegmentsChanged` if workers last ran the follower in
+    more than one segment: a runner in this process tracks it as one
+    segment, from a position the segments have left behind, and would
+    process their notifications again."""
+    from eventsourcing_rs.leases import lease_book_for
+    from eventsourcing_rs.persistence import PersistenceError
+
+    book = lease_book_for(follower.recorder)  # type: ignore[arg-type]
+    if book is None:
+        return
+    try:
+        recorded = book.recorded_segments(type(follower).__name__)
+    except PersistenceError:
+        return  # no leases table: no worker ever ran it
+    if recorded is not None and recorded > 1:
+        raise SegmentsChanged(
+            f"{type(follower).__name__} was last run by workers in {recorded} segments: a "
+            "runner in one process would track it as one, from a position they have left "
+            "behind. Run it with workers, or with workers in one segment first (its "
+            "segments must be level: see eventsourcing_rs.segments)"
+        )
+
+
 def segments(count: int) -> List[Segment]:
     return [Segment(index, count) for index in range(count)]
 

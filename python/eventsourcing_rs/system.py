@@ -759,6 +759,12 @@ def _processing_error(follower: Follower, leader_name: str, error: BaseException
     return error
 
 
+def _refuse_if_run_in_segments(follower: Follower) -> None:
+    from eventsourcing_rs.segments import refuse_if_run_in_segments
+
+    refuse_if_run_in_segments(follower)
+
+
 def _raise_first(errors: List[Exception]) -> None:
     """Raises the first error, if any, noting the others on it."""
     if errors:
@@ -818,6 +824,7 @@ class SingleThreadedRunner(Runner, Promptable):
         super().start()
         for name in self.system.followers:
             self.apps[name] = self.system.follower_cls(name)()
+            _refuse_if_run_in_segments(cast(Follower, self.apps[name]))
         for name in self.system.leaders_only:
             self.apps[name] = self.system.leader_cls(name)()
         for leader_name, follower_name in self.system.edges:
@@ -902,6 +909,11 @@ class MultiThreadedRunner(Runner):
                     f"Thread for '{app_class.__name__}' failed to start"
                 ) from thread.start_error
             self.apps[name] = thread.app
+            try:
+                _refuse_if_run_in_segments(thread.app)
+            except Exception:
+                self._stop_threads()
+                raise
         for name in self.system.leaders_only:
             self.apps[name] = self.system.leader_cls(name)()
         for leader_name, follower_name in self.system.edges:
