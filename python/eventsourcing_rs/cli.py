@@ -395,7 +395,11 @@ def dead_letters(
 
 def _with_rates(before: List[Any], after: List[Any], seconds: float) -> List[Dict[str, Any]]:
     rows = []
-    for old, new in zip(before, after, strict=True):
+    # By edge (and segment): the rows may change between two looks, when
+    # workers start a follower in segments.
+    earlier = {(e.leader_name, e.follower_name, e.segment): e for e in before}
+    for new in after:
+        old = earlier.get((new.leader_name, new.follower_name, new.segment), new)
         rate = max(0.0, (new.follower_position - old.follower_position) / seconds)
         if new.lag == 0:
             eta: Optional[float] = 0.0

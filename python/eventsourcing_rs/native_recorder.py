@@ -9,7 +9,7 @@ see and subclass stay thin.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 from uuid import UUID
 
 from eventsourcing_rs.persistence import (
@@ -47,6 +47,14 @@ class NativeApplicationRecorder(NativeAggregateRecorder, ApplicationRecorder):
 
     def select_notifications(self, start: int, limit: int) -> List[Notification]:
         return self._recorder.select_notifications(start, limit)
+
+    def select_segment(
+        self, start: int, scan: int, index: int, count: int
+    ) -> Tuple[List[Notification], int]:
+        """The notifications of segment ``index`` of ``count`` among the
+        ``scan`` from ``start`` (filtered in Rust), and the id of the last
+        one scanned."""
+        return self._recorder.select_segment(start, scan, index, count)
 
     def max_notification_id(self) -> int:
         return self._recorder.max_notification_id()

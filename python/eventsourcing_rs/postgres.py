@@ -838,6 +838,16 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         self.max_notification_id_statement = (
             f"SELECT MAX(notification_id) FROM {self.events_table_name}"
         )
+        self.select_segment_statement = (
+            "WITH scanned AS (SELECT notification_id, originator_id, originator_version, "
+            f"topic, state FROM {self.events_table_name} WHERE notification_id >= $1 "
+            "ORDER BY notification_id LIMIT $2) "
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM scanned WHERE ('x' || left(md5(uuid_send(originator_id)), 8))"
+            "::bit(32)::bigint % $4::bigint = $3::bigint "
+            "OR notification_id = (SELECT MAX(notification_id) FROM scanned) "
+            "ORDER BY notification_id"
+        )
         # LISTEN/NOTIFY: None until enable_notify() names a channel.
         self.notify_channel: Optional[str] = None
         self._notifier: Optional[_Notifier] = None
@@ -994,6 +1004,28 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
             [start, limit],
             f"Selecting notifications from table '{self.events_table_name}' failed",
         )
+
+    def select_segment(
+        self, start: int, scan: int, index: int, count: int
+    ) -> Tuple[List[Notification], int]:
+        """The notifications of segment ``index`` of ``count`` (see
+        :mod:`eventsourcing_rs.segments`) among the ``scan`` from
+        ``start``, filtered by the server, and the id of the last one
+        scanned. The last scanned row comes back whatever its segment, so
+        that both are read in one statement (one snapshot)."""
+        from eventsourcing_rs.segments import segment_of
+
+        rows = self.datastore.native.select_notifications(
+            self.select_segment_statement,
+            [start, scan, index, count],
+            f"Selecting notifications from table '{self.events_table_name}' failed",
+        )
+        if not rows:
+            return [], start - 1
+        upto = rows[-1].id
+        if segment_of(rows[-1].originator_id, count) != index:
+            rows = rows[:-1]
+        return rows, upto
 
     def max_notification_id(self) -> int:
         """Returns the largest notification id, or 0 when there is none."""

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, List, Optional
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple
 from uuid import UUID
 
 from eventsourcing_rs.persistence import (
     InvalidSetting,
     LeaseLost,
     Notification,
+    NotificationPage,
     Tracking,
     TrackingRefused,
 )
@@ -166,15 +167,38 @@ def prepare(follower: Follower, leader_names: Iterable[str], count: int, book: L
     book.record_segments(name, count)
 
 
-def _select(follower: Follower, leader_name: str) -> Any:
-    """``select(start, limit)`` on the leader's log, as many at a time as
-    the follower's batch size where the log allows."""
+def _select(follower: Follower, leader_name: str, segment: Segment) -> Any:
+    """``select(start) -> (notifications of the segment, last id scanned)``
+    on the leader's log: filtered by the database or in Rust where the
+    leader's recorder can (PostgreSQL, SQLite, in memory), else here."""
     reader, _ = follower.readers[leader_name]
     log = reader.notification_log
     recorder = getattr(log, "recorder", None)
+    scan = follower.pull_batch_size
+    if recorder is not None and hasattr(recorder, "select_segment"):
+        select_segment = recorder.select_segment
+
+        def select(start: int) -> Tuple[List[Notification], int]:
+            return select_segment(start, scan, segment.index, segment.count)  # type: ignore[no-any-return]
+
+        return select, scan
     if recorder is not None and hasattr(recorder, "select_notifications"):
-        return recorder.select_notifications, follower.pull_batch_size
-    return log.select, getattr(log, "section_size", 10)
+        page_of, limit = recorder.select_notifications, scan
+    else:
+        page_of, limit = log.select, getattr(log, "section_size", 10)
+
+    def select_here(start: int) -> Tuple[List[Notification], int]:
+        page = page_of(start, limit)
+        if not page:
+            return page, start - 1
+        mine = [n for n in page if segment.holds(n.originator_id)]
+        stopped_by = getattr(page, "stopped_by", None)
+        if stopped_by is not None:
+            mine = NotificationPage(mine)
+            mine.stopped_by = stopped_by
+        return mine, page[-1].id
+
+    return select_here, limit
 
 
 def pull_segment(follower: Follower, leader_name: str, segment: Segment) -> int:
@@ -187,24 +211,23 @@ def pull_segment(follower: Follower, leader_name: str, segment: Segment) -> int:
 
     key = segment.tracking_name(leader_name)
     _, mapper = follower.readers[leader_name]
-    select, limit = _select(follower, leader_name)
+    select, scan = _select(follower, leader_name, segment)
     store = follower.events
     pending = store.pending if isinstance(store, PendingAwareEventStore) else PendingEvents()
     moved = 0
     while True:
         position = follower.recorder.max_tracking_id(key)  # type: ignore[attr-defined]
-        page: List[Notification] = select(position + 1, limit)
-        if not page:
+        page, upto = select(position + 1)
+        if upto <= position:
             return moved
         events = pending.events
         last = position
         notification: Optional[Notification] = None
         try:
             for notification in page:
-                if segment.holds(notification.originator_id):
-                    process_event = ProcessEvent(Tracking(key, notification.id, position))
-                    follower.policy(mapper.to_domain_event(notification), process_event)
-                    events += process_event.events
+                process_event = ProcessEvent(Tracking(key, notification.id, position))
+                follower.policy(mapper.to_domain_event(notification), process_event)
+                events += process_event.events
                 last = notification.id
         except Exception as error:
             pending.clear()
@@ -215,6 +238,10 @@ def pull_segment(follower: Follower, leader_name: str, segment: Segment) -> int:
             follower._note_failure(error, leader_name, notification and notification.id, None)
             raise
         pending.clear()
+        stopped_by = getattr(page, "stopped_by", None)
+        # Past the others of the scan too (not past a row that could not
+        # be read: the scan stopped before it).
+        last = max(last, upto)
         try:
             follower._put_tracked(events, Tracking(key, last, position))
         except TrackingRefused as error:
@@ -224,9 +251,8 @@ def pull_segment(follower: Follower, leader_name: str, segment: Segment) -> int:
             # got to, then.
             continue
         follower.notify(events)
-        moved += len(page)
-        stopped_by = getattr(page, "stopped_by", None)
+        moved += last - position
         if stopped_by is not None:
             raise stopped_by
-        if len(page) < limit:
+        if upto - position < scan:
             return moved

@@ -12,6 +12,7 @@ use super::errors::{IntegrityError, TrackingRefused};
 use super::uuids::{u128_to_hyphenated, uuid_to_u128};
 use super::values::{Notification, StoredEvent, Tracking};
 use crate::core::memory_store::{EventQuery, InsertError, MemoryStore, NewEvent};
+use crate::core::segment::SegmentFilter;
 
 #[pyclass(frozen, module = "eventsourcing_rs._core")]
 pub struct MemoryRecorder {
@@ -146,6 +147,27 @@ impl MemoryRecorder {
             list.append(Notification::create(py, id, event)?)?;
         }
         Ok(list)
+    }
+
+    /// The notifications of segment `index` of `count` (see
+    /// `eventsourcing_rs.segments`) among the `scan` from `start`, and the
+    /// id of the last one scanned.
+    fn select_segment<'py>(
+        &self,
+        py: Python<'py>,
+        start: i64,
+        scan: usize,
+        index: u32,
+        count: u32,
+    ) -> PyResult<(Bound<'py, PyList>, i64)> {
+        let segment = SegmentFilter { index, count };
+        let (rows, upto) = self.store.read().select_segment(start, scan, segment);
+        let list = PyList::empty(py);
+        for (id, record) in rows {
+            let event = record.get().clone_ref(py);
+            list.append(Notification::create(py, id, event)?)?;
+        }
+        Ok((list, upto))
     }
 
     fn max_notification_id(&self) -> i64 {

@@ -23,6 +23,7 @@ use super::errors::{
 use super::uuids::{u128_to_uuid, uuid_to_u128};
 use super::values::{Notification, StoredEvent, Tracking};
 use crate::core::memory_store::EventQuery;
+use crate::core::segment::SegmentFilter;
 use crate::core::sqlite::{
     Datastore, ErrorKind, EventRecord, EventRows, Lease, LeaseFence, RecorderKind, Role,
     SqliteRecorder as Recorder, StoreError,
@@ -485,11 +486,23 @@ impl SqliteRecorder {
         py: Python<'py>,
         start: i64,
         limit: usize,
-        mut each: impl FnMut(i64, StoredEvent) -> PyResult<()>,
+        each: impl FnMut(i64, StoredEvent) -> PyResult<()>,
     ) -> PyResult<Option<PyErr>> {
-        let mut rows = py
+        let rows = py
             .detach(|| self.inner.select_notification_rows(start, limit))
             .map_err(store_error)?;
+        each_row(py, rows, each)
+    }
+}
+
+/// Each of the rows as a stored event object, with its notification id;
+/// the error of the row they stopped at, if any.
+fn each_row<'py>(
+    py: Python<'py>,
+    mut rows: EventRows,
+    mut each: impl FnMut(i64, StoredEvent) -> PyResult<()>,
+) -> PyResult<Option<PyErr>> {
+    {
         let stopped_by = rows.stopped_by.take().map(store_error);
         let topics = topic_strings(py, &rows);
         // An aggregate's events are usually recorded, so read, together:
@@ -516,7 +529,9 @@ impl SqliteRecorder {
         }
         Ok(stopped_by)
     }
+}
 
+impl SqliteRecorder {
     /// The events from notification id `start`, with their ids, as stored
     /// event objects (no Notification made for each).
     pub(crate) fn notification_rows<'py>(
@@ -532,6 +547,24 @@ impl SqliteRecorder {
         })?;
         Ok((rows, stopped_by))
     }
+}
+
+/// A list of notifications; with the error of a row it stopped at, a
+/// page that carries it (see `persistence.NotificationPage`).
+fn notification_page<'py>(
+    py: Python<'py>,
+    items: Vec<Py<Notification>>,
+    stopped_by: Option<PyErr>,
+) -> PyResult<Bound<'py, PyList>> {
+    let Some(error) = stopped_by else {
+        return PyList::new(py, items);
+    };
+    let page = py
+        .import(intern!(py, "eventsourcing_rs.persistence"))?
+        .getattr(intern!(py, "NotificationPage"))?
+        .call1((PyList::new(py, items)?,))?;
+    page.setattr(intern!(py, "stopped_by"), error.into_value(py))?;
+    Ok(page.cast_into::<PyList>()?)
 }
 
 /// A page of notification rows, and the error of the row it stopped at
@@ -686,17 +719,30 @@ impl SqliteRecorder {
             items.push(Notification::create(py, id, event)?);
             Ok(())
         })?;
-        let Some(error) = stopped_by else {
-            return PyList::new(py, items);
-        };
-        // The rows before a bad one, in a page that carries its error (see
-        // `persistence.NotificationPage`).
-        let page = py
-            .import(intern!(py, "eventsourcing_rs.persistence"))?
-            .getattr(intern!(py, "NotificationPage"))?
-            .call1((PyList::new(py, items)?,))?;
-        page.setattr(intern!(py, "stopped_by"), error.into_value(py))?;
-        Ok(page.cast_into::<PyList>()?)
+        notification_page(py, items, stopped_by)
+    }
+
+    /// The notifications of segment `index` of `count` (see
+    /// `eventsourcing_rs.segments`) among the `scan` from `start`, and the
+    /// id of the last one scanned.
+    fn select_segment<'py>(
+        &self,
+        py: Python<'py>,
+        start: i64,
+        scan: usize,
+        index: u32,
+        count: u32,
+    ) -> PyResult<(Bound<'py, PyList>, i64)> {
+        let segment = SegmentFilter { index, count };
+        let (rows, upto) = py
+            .detach(|| self.inner.select_segment_rows(start, scan, segment))
+            .map_err(store_error)?;
+        let mut items = Vec::new();
+        let stopped_by = each_row(py, rows, |id, event| {
+            items.push(Notification::create(py, id, event)?);
+            Ok(())
+        })?;
+        Ok((notification_page(py, items, stopped_by)?, upto))
     }
 
     fn max_notification_id(&self, py: Python<'_>) -> PyResult<i64> {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
+use super::segment::SegmentFilter;
 use super::tracking::{TrackingRecord, TrackingRefused};
 
 /// Batches up to this size are checked for duplicate positions pairwise,
@@ -192,6 +193,26 @@ impl<T> MemoryStore<T> {
             .take(limit)
             .map(|(i, r)| (i as i64 + 1, r.2.clone()))
             .collect()
+    }
+
+    /// The notifications of `segment` among the `scan` from `start`, and
+    /// the id of the last one scanned (`start - 1` when none was).
+    pub fn select_segment(
+        &self,
+        start: i64,
+        scan: usize,
+        segment: SegmentFilter,
+    ) -> (Vec<(i64, Arc<T>)>, i64) {
+        let first = start.max(1) as usize - 1;
+        let mut upto = first as i64;
+        let mut found = Vec::new();
+        for (i, r) in self.records.iter().enumerate().skip(first).take(scan) {
+            upto = i as i64 + 1;
+            if segment.holds(r.0) {
+                found.push((upto, r.2.clone()));
+            }
+        }
+        (found, upto)
     }
 
     pub fn max_notification_id(&self) -> i64 {

@@ -10,5 +10,6 @@ pub mod process_epoch;
 pub mod prompt_queue;
 pub mod random_pool;
 pub mod section_id;
+pub mod segment;
 pub mod sqlite;
 pub mod tracking;

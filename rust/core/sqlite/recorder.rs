@@ -19,6 +19,7 @@ use super::datastore::{Datastore, Role};
 use super::error::{ErrorKind, StoreError, StoreResult};
 use super::group_commit::lock_error;
 use crate::core::memory_store::EventQuery;
+use crate::core::segment::SegmentFilter;
 use crate::core::tracking::TrackingRecord;
 
 /// The table of tracking records, shared by the process recorders of a
@@ -707,6 +708,50 @@ impl SqliteRecorder {
             }
         }
         Ok(found)
+    }
+
+    /// The notifications of `segment` among the `scan` rows from `start`,
+    /// and the id of the last row scanned (`start - 1` when none was).
+    pub fn select_segment_rows(
+        &self,
+        start: i64,
+        scan: usize,
+        segment: SegmentFilter,
+    ) -> StoreResult<(EventRows, i64)> {
+        self.require_numbered("select notifications")?;
+        let lease = self.store.lease(Role::Read)?;
+        let fail = |e: rusqlite::Error| self.fail("select notifications from", &self.table, &e);
+        let mut stmt = lease
+            .prepare_cached(&self.select_notifications_sql)
+            .map_err(fail)?;
+        stmt.raw_bind_parameter(1, start.max(1)).map_err(fail)?;
+        let mut rows = stmt.raw_query();
+        let mut found = EventRows::default();
+        let mut upto = start.max(1) - 1;
+        for _ in 0..scan {
+            let Some(row) = rows.next().map_err(fail)? else {
+                break;
+            };
+            let id = row.get::<_, i64>(0).map_err(fail)?;
+            // A row whose originator id cannot be read is read in full
+            // below, which says what is wrong with it.
+            let mine = match row.get_ref(1) {
+                Ok(ValueRef::Text(text)) => parse_uuid_text(text).is_none_or(|u| segment.holds(u)),
+                _ => true,
+            };
+            if mine {
+                match self.notification_row(&mut found, row, id) {
+                    Ok(()) => {}
+                    Err(error) if !found.is_empty() => {
+                        found.stopped_by = Some(error.at_notification(id));
+                        break;
+                    }
+                    Err(error) => return Err(error.at_notification(id)),
+                }
+            }
+            upto = id;
+        }
+        Ok((found, upto))
     }
 
     /// Appends notification `id`'s row, or says which of its columns is
