@@ -16,6 +16,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<sqlite_recorder::SqliteTransaction>()?;
     m.add_class::<sqlite_recorder::SqliteRecorder>()?;
     m.add_class::<postgres::PostgresConnections>()?;
+    m.add_class::<postgres::PostgresListener>()?;
     m.add_class::<prompt_queue::PromptQueue>()?;
     m.add_class::<reader::SelectReader>()?;
     m.add_class::<reader::SectionReader>()?;

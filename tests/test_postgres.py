@@ -552,6 +552,29 @@ class TestNotify:
             assert list(listener.notifies(timeout=0.2)) == []
 
 
+class TestListener:
+    def test_a_listener_in_rust_hears_committed_inserts(
+        self, store: pg_server.PostgresStore
+    ) -> None:
+        recorder = store.application_recorder()
+        assert isinstance(recorder, PostgresApplicationRecorder)
+        channel = recorder.enable_notify(leader_name="Leader")
+        listener = recorder.datastore.native.listen([channel])
+        try:
+            assert listener.wait(0.05) == []
+            a = uuid4()
+            recorder.insert_events([event(a, 1)])
+            heard: List[Tuple[str, str]] = []
+            deadline = time.monotonic() + 5
+            while not heard and time.monotonic() < deadline:
+                heard = listener.wait(0.5)
+            assert heard == [(channel, "Leader:1")]
+        finally:
+            listener.close()
+        with pytest.raises(InterfaceError, match="closed"):
+            listener.wait(0.01)
+
+
 class TestTables:
     def test_layout_matches_eventsourcing_9_1(self, store: pg_server.PostgresStore) -> None:
         recorder = store.process_recorder()

@@ -114,63 +114,36 @@ class Waker:
 
 
 class PostgresWaker(Waker):
-    """Waits for a NOTIFY on the leaders' channels, or the timeout."""
+    """Waits for a NOTIFY on the leaders' channels (a connection of its own,
+    in Rust, the GIL released), or the timeout."""
 
     def __init__(self, stopping: threading.Event, datastore: Any, channels: Sequence[str]):
         super().__init__(stopping)
         self.datastore = datastore
         self.channels = list(channels)
-        self.conn: Any = None
-
-    def _connect(self) -> Any:
-        import psycopg
-
-        d = self.datastore
-        conn = psycopg.connect(
-            dbname=d.dbname,
-            host=d.host,
-            port=d.port,
-            user=d.user,
-            password=d.password,
-            autocommit=True,
-            connect_timeout=5,
-        )
-        for channel in self.channels:
-            conn.execute(f'LISTEN "{channel}"')
-        return conn
+        self.listener: Any = None
 
     def wait(self, timeout: float) -> None:
-        import psycopg
-
         try:
-            if self.conn is None or self.conn.closed:
-                self.conn = self._connect()
+            if self.listener is None:
+                self.listener = self.datastore.native.listen(self.channels)
             # In slices, so that a worker told to stop does not wait out a
             # long poll interval.
             deadline = time.monotonic() + timeout
-            heard = False
-            while not heard and not self.stopping.is_set():
+            while not self.stopping.is_set():
                 left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                for _ in self.conn.notifies(timeout=min(left, 0.2), stop_after=1):
-                    heard = True
-            # Others that came meanwhile say nothing more.
-            for _ in self.conn.notifies(timeout=0.0):
-                pass
-        except psycopg.Error as error:
+                if left <= 0 or self.listener.wait(min(left, 0.2)):
+                    return
+        except PersistenceError as error:
             # Polling goes on without it; listening is tried again next time.
             _log.debug("Listening for notifications failed: %s", error)
             self.close()
             self.stopping.wait(timeout)
 
     def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection
-                pass
-            self.conn = None
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
 
 
 class FollowerLoop(threading.Thread):

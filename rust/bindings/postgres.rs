@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyInt, PyList, PyString, PyTuple};
@@ -13,6 +15,7 @@ use pyo3::types::{PyBool, PyByteArray, PyBytes, PyInt, PyList, PyString, PyTuple
 use super::sqlite_recorder::store_error;
 use super::uuids::{u128_to_uuid, uuid_class, uuid_to_u128};
 use super::values::{Notification, StoredEvent};
+use crate::core::postgres::listener::Listener;
 use crate::core::postgres::{
     AnyInt, Connections, PgFailure, PgSettings, PgValue, RawUuid, WriteRequest,
 };
@@ -77,6 +80,39 @@ fn seconds(value: Option<f64>, name: &str) -> PyResult<Option<Duration>> {
         Some(s) => Duration::try_from_secs_f64(s).map(Some).map_err(|_| {
             PyValueError::new_err(format!("{name} must be a number of seconds, got {s}"))
         }),
+    }
+}
+
+/// A connection that waits for notifications on the channels it LISTENs
+/// on (see `PostgresConnections.listen`).
+#[pyclass(frozen, module = "eventsourcing_rs._core")]
+pub struct PostgresListener {
+    inner: Mutex<Option<Listener>>,
+}
+
+#[pymethods]
+impl PostgresListener {
+    /// Waits up to `timeout` seconds (the GIL released) for a
+    /// notification: the (channel, payload) of each heard, none if the
+    /// time ran out. A lost connection raises InterfaceError.
+    fn wait(&self, py: Python<'_>, timeout: f64) -> PyResult<Vec<(String, String)>> {
+        let timeout = seconds(Some(timeout.max(0.0)), "timeout")?.unwrap_or_default();
+        py.detach(|| {
+            let mut guard = self.inner.lock();
+            match guard.as_mut() {
+                Some(listener) => listener.wait(timeout),
+                None => Err(PgFailure::new(
+                    crate::core::sqlite::ErrorKind::Interface,
+                    "the listener is closed",
+                )),
+            }
+        })
+        .map_err(pg_error)
+    }
+
+    /// Closes the connection.
+    fn close(&self) {
+        self.inner.lock().take();
     }
 }
 
@@ -313,6 +349,17 @@ impl PostgresConnections {
     fn execute_batch(&self, py: Python<'_>, sql: &str, context: &str) -> PyResult<()> {
         py.detach(|| self.inner.execute_batch(sql, context))
             .map_err(pg_error)
+    }
+
+    /// A connection of its own that LISTENs on `channels`.
+    fn listen(&self, py: Python<'_>, channels: Vec<String>) -> PyResult<PostgresListener> {
+        let settings = self.inner.settings().clone();
+        let listener = py
+            .detach(|| Listener::connect(&settings, &channels))
+            .map_err(pg_error)?;
+        Ok(PostgresListener {
+            inner: Mutex::new(Some(listener)),
+        })
     }
 
     /// Closes the idle connections (each call opens or reuses one).

@@ -188,32 +188,9 @@ impl Connections {
                     format!("Could not connect to {}: {e}", s.describe()),
                 )
             })?;
-        let mut config = Config::new();
-        config
-            .host(&s.host)
-            .port(s.port)
-            .dbname(&s.dbname)
-            .user(&s.user)
-            .password(&s.password)
-            .connect_timeout(s.connect_timeout)
-            .application_name("eventsourcing_rs")
-            .options(format!(
-                "-c idle_in_transaction_session_timeout={}",
-                s.idle_in_transaction_ms
-            ));
-        let (client, connection) = runtime.block_on(config.connect(NoTls)).map_err(|e| {
-            let reason = match e.as_db_error() {
-                Some(db) => db.message().to_string(),
-                None => match std::error::Error::source(&e) {
-                    Some(cause) => format!("{e}: {cause}"),
-                    None => e.to_string(),
-                },
-            };
-            PgFailure::new(
-                ErrorKind::Interface,
-                format!("Could not connect to {}: {reason}", s.describe()),
-            )
-        })?;
+        let (client, connection) = runtime
+            .block_on(config(s).connect(NoTls))
+            .map_err(|e| connect_failure(s, &e))?;
         runtime.spawn(async move {
             // Ends when the connection does; its error is seen by the
             // client's next call.
@@ -338,6 +315,39 @@ impl Connections {
         };
         drop(idle);
     }
+}
+
+/// The client configuration for `s`.
+pub(super) fn config(s: &PgSettings) -> Config {
+    let mut config = Config::new();
+    config
+        .host(&s.host)
+        .port(s.port)
+        .dbname(&s.dbname)
+        .user(&s.user)
+        .password(&s.password)
+        .connect_timeout(s.connect_timeout)
+        .application_name("eventsourcing_rs")
+        .options(format!(
+            "-c idle_in_transaction_session_timeout={}",
+            s.idle_in_transaction_ms
+        ));
+    config
+}
+
+/// "Could not connect to ...", with the server's or the network's reason.
+pub(super) fn connect_failure(s: &PgSettings, e: &tokio_postgres::Error) -> PgFailure {
+    let reason = match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    };
+    PgFailure::new(
+        ErrorKind::Interface,
+        format!("Could not connect to {}: {reason}", s.describe()),
+    )
 }
 
 fn adopt_after_fork(pool: &mut Pool) {

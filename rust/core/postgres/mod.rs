@@ -6,6 +6,7 @@
 pub mod connections;
 pub mod error;
 pub mod group_write;
+pub mod listener;
 pub mod value;
 
 pub use connections::{Connections, PgSettings, Written};
