@@ -539,9 +539,36 @@ class Follower(Application):
         # on); the book keeps what it says for the checks made on insert.
         if max_tracking_id is None:
             max_tracking_id = shortcuts.follower_calls(self.recorder, self.events, None, None)[0]
+        known = self.tracking_book.position(name)
+        if known is not None and self._book_is_kept(max_tracking_id):
+            # What this follower last recorded (or read): a round trip saved
+            # on each pull. If another instance has moved on since, the
+            # batch's tracking record is refused (it says where it was read
+            # from), and the pull reads the position again.
+            return known + 1
         position = max_tracking_id(name)
         self.tracking_book.learn(name, position)
         return position + 1
+
+    def _book_is_kept(self, max_tracking_id: Callable[[str], int]) -> bool:
+        """Whether the tracking book follows every record this follower
+        makes (its ``record`` is the stock one), and the position would
+        come from the stock recorder method (no override to call)."""
+        if type(self).record is not Follower.record or "record" in vars(self):
+            return False
+        method = getattr(max_tracking_id, "__func__", None)
+        owner = getattr(max_tracking_id, "__self__", None)
+        if method is None:
+            # A Rust method: follower_calls gives it only for a stock recorder.
+            return owner is not None and owner is getattr(self.recorder, "_recorder", None)
+        # The PostgreSQL recorder's own (not imported here: it needs
+        # psycopg), found by name on a recorder that is one.
+        return (
+            owner is self.recorder
+            and getattr(method, "__module__", None) == "eventsourcing_rs.postgres"
+            and getattr(method, "__qualname__", None) == "PostgresProcessRecorder.max_tracking_id"
+            and "max_tracking_id" not in vars(self.recorder)
+        )
 
     def _put_tracked(self, events: List[AggregateEvent], tracking: Optional[Tracking]) -> None:
         """Puts events with their tracking record. A tracking id that does
