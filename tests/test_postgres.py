@@ -37,8 +37,8 @@ from eventsourcing_rs.postgres import (  # noqa: E402
     PostgresApplicationRecorder,
     PostgresDatastore,
     PostgresProcessRecorder,
-    _commit,
 )
+from eventsourcing_rs.postgres_sessions import _commit  # noqa: E402
 from eventsourcing_rs.system import SingleThreadedRunner, System  # noqa: E402
 
 from . import pg_server  # noqa: E402
@@ -704,3 +704,60 @@ def test_system_processes_each_order_once(postgres_env: List[str]) -> None:
         assert payments.recorder.max_tracking_id(reservations_cls.__name__) == 5
     finally:
         runner.stop()
+
+
+WITHOUT_PSYCOPG = """
+import sys
+sys.modules["psycopg"] = None  # any import of psycopg now fails
+sys.path.insert(0, {root!r})
+from eventsourcing_rs.system import MultiThreadedRunner, System
+from tests.system_fixtures import PIPES, Orders, Payments, Reservations
+
+runner = MultiThreadedRunner(System(pipes=PIPES))
+runner.start()
+orders = runner.get(Orders)
+ids = [orders.place(n) for n in range(20)]
+runner.wait(timeout=30)
+assert orders.repository.get(ids[3]).number == 3
+assert runner.get(Payments).recorder.max_tracking_id("Reservations") == 20
+try:
+    orders.recorder.datastore.transaction(commit=False)
+except ImportError as error:
+    assert "eventsourcing-rs[postgres]" in str(error), error
+else:
+    raise AssertionError("transaction() without psycopg")
+runner.stop()
+print("ok")
+"""
+
+
+def test_the_store_works_without_psycopg(server: None) -> None:
+    """psycopg is an extra: the recorders, runners and workers use the Rust
+    client; only ``PostgresDatastore.transaction()`` needs psycopg."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    pg_server.drop_tables(
+        [f"{a}_{k}" for a in ("orders", "reservations", "payments") for k in ("events", "tracking")]
+    )
+    s = pg_server.settings()
+    env = {
+        **os.environ,
+        "PERSISTENCE_MODULE": "eventsourcing_rs.postgres",
+        "POSTGRES_DBNAME": s["dbname"],
+        "POSTGRES_HOST": s["host"],
+        "POSTGRES_PORT": s["port"],
+        "POSTGRES_USER": s["user"],
+        "POSTGRES_PASSWORD": s["password"],
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PSYCOPG.format(root=root)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
