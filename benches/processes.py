@@ -49,17 +49,22 @@ TABLES = [
 ] + ["eventsourcing_leases"]
 
 
-def postgres_settings() -> str:
+def connect() -> Any:
+    """A psycopg connection to the benchmark's server."""
     import psycopg
 
-    with psycopg.connect(
+    return psycopg.connect(
         dbname=POSTGRES["POSTGRES_DBNAME"],
         host=POSTGRES["POSTGRES_HOST"],
         port=POSTGRES["POSTGRES_PORT"],
         user=POSTGRES["POSTGRES_USER"],
         password=POSTGRES["POSTGRES_PASSWORD"],
         autocommit=True,
-    ) as conn:
+    )
+
+
+def postgres_settings() -> str:
+    with connect() as conn:
         said = []
         for name in ("fsync", "synchronous_commit"):
             row = conn.execute(f"SHOW {name}").fetchone()
@@ -69,16 +74,7 @@ def postgres_settings() -> str:
 
 def fresh_env(store: str, directory: str) -> Dict[str, str]:
     if store == "postgres":
-        import psycopg
-
-        with psycopg.connect(
-            dbname=POSTGRES["POSTGRES_DBNAME"],
-            host=POSTGRES["POSTGRES_HOST"],
-            port=POSTGRES["POSTGRES_PORT"],
-            user=POSTGRES["POSTGRES_USER"],
-            password=POSTGRES["POSTGRES_PASSWORD"],
-            autocommit=True,
-        ) as conn:
+        with connect() as conn:
             for table in TABLES:
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
         return dict(POSTGRES)

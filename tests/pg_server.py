@@ -41,6 +41,19 @@ def settings() -> Dict[str, str]:
     }
 
 
+def application_env(port: Optional[str] = None) -> Dict[str, str]:
+    """The environment that puts applications on the test server."""
+    s = settings()
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing_rs.postgres",
+        "POSTGRES_DBNAME": s["dbname"],
+        "POSTGRES_HOST": s["host"],
+        "POSTGRES_PORT": port or s["port"],
+        "POSTGRES_USER": s["user"],
+        "POSTGRES_PASSWORD": s["password"],
+    }
+
+
 @functools.lru_cache(maxsize=1)
 def unavailable() -> Optional[str]:
     """Why the server can't be used, or None when it answers."""

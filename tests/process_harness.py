@@ -41,14 +41,7 @@ def postgres_env(port: Optional[str] = None) -> Dict[str, str]:
             for kind in ("events", "tracking"):
                 admin.execute(f"DROP TABLE IF EXISTS {app}_{kind}")
         admin.execute("DROP TABLE IF EXISTS eventsourcing_leases")
-    return {
-        "PERSISTENCE_MODULE": "eventsourcing_rs.postgres",
-        "POSTGRES_DBNAME": s["dbname"],
-        "POSTGRES_HOST": s["host"],
-        "POSTGRES_PORT": port,
-        "POSTGRES_USER": s["user"],
-        "POSTGRES_PASSWORD": s["password"],
-    }
+    return pg_server.application_env(port)
 
 
 def store_env(kind: str, directory: Path) -> Dict[str, str]:

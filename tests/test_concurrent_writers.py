@@ -42,15 +42,7 @@ def store_env(kind: str, directory: Path) -> Dict[str, str]:
     if kind == "postgres":
         pg_server.require_server()
         pg_server.drop_tables(["items_events", "items_snapshots"])
-        s = pg_server.settings()
-        return {
-            "PERSISTENCE_MODULE": "eventsourcing_rs.postgres",
-            "POSTGRES_DBNAME": s["dbname"],
-            "POSTGRES_HOST": s["host"],
-            "POSTGRES_PORT": s["port"],
-            "POSTGRES_USER": s["user"],
-            "POSTGRES_PASSWORD": s["password"],
-        }
+        return pg_server.application_env()
     return {
         "PERSISTENCE_MODULE": "eventsourcing_rs.sqlite",
         "SQLITE_DBNAME": str(directory / "items.db"),

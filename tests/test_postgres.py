@@ -742,16 +742,7 @@ def test_the_store_works_without_psycopg(server: None) -> None:
     pg_server.drop_tables(
         [f"{a}_{k}" for a in ("orders", "reservations", "payments") for k in ("events", "tracking")]
     )
-    s = pg_server.settings()
-    env = {
-        **os.environ,
-        "PERSISTENCE_MODULE": "eventsourcing_rs.postgres",
-        "POSTGRES_DBNAME": s["dbname"],
-        "POSTGRES_HOST": s["host"],
-        "POSTGRES_PORT": s["port"],
-        "POSTGRES_USER": s["user"],
-        "POSTGRES_PASSWORD": s["password"],
-    }
+    env = {**os.environ, **pg_server.application_env()}
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT_PSYCOPG.format(root=root)],
         env=env,

@@ -42,15 +42,7 @@ def store_env(kind: str, directory: Path) -> Dict[str, str]:
             ["orders_events", "orders_tracking", "reservations_events"]
             + ["reservations_tracking", "eventsourcing_leases"]
         )
-        s = pg_server.settings()
-        return {
-            "PERSISTENCE_MODULE": "eventsourcing_rs.postgres",
-            "POSTGRES_DBNAME": s["dbname"],
-            "POSTGRES_HOST": s["host"],
-            "POSTGRES_PORT": s["port"],
-            "POSTGRES_USER": s["user"],
-            "POSTGRES_PASSWORD": s["password"],
-        }
+        return pg_server.application_env()
     return {
         "PERSISTENCE_MODULE": "eventsourcing_rs.sqlite",
         "ORDERS_SQLITE_DBNAME": str(directory / "orders.db"),
