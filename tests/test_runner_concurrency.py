@@ -8,6 +8,7 @@ import threading
 import time
 from typing import Any, List
 
+import pytest
 from eventsourcing_rs.application import Application
 from eventsourcing_rs.domain import Aggregate, AggregateEvent, event
 from eventsourcing_rs.system import MultiThreadedRunner, ProcessApplication, ProcessEvent, System
@@ -76,3 +77,20 @@ def test_prompts_from_many_threads_are_never_lost() -> None:
     assert len(copies) == total
     numbers = sorted(sink.mapper.to_domain_event(n).n for n in copies)
     assert numbers == list(range(total))
+
+
+def test_runners_log_starting_and_stopping(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from eventsourcing_rs.system import MultiThreadedRunner, SingleThreadedRunner, System
+
+    from .system_fixtures import PIPES
+
+    with caplog.at_level(logging.INFO, logger="eventsourcing_rs"):
+        for runner_cls in (SingleThreadedRunner, MultiThreadedRunner):
+            runner = runner_cls(System(pipes=PIPES))
+            runner.start()
+            runner.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "eventsourcing_rs"]
+    assert "SingleThreadedRunner starting: Orders, Payments, Reservations" in said
+    assert "MultiThreadedRunner stopped" in said

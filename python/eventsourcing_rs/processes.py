@@ -190,6 +190,7 @@ class MultiProcessRunner(Runner):
             worker.log.close()
         if self._monitor is not None:
             self._monitor.join()
+        _log.info("MultiProcessRunner stopped")
         _raise_first(self._errors)
 
     def get(self, cls: Type[A]) -> A:

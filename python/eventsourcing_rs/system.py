@@ -739,6 +739,7 @@ class Runner(ABC):
         if self.is_started:
             raise RunnerAlreadyStarted()
         self.is_started = True
+        _log.info("%s starting: %s", type(self).__name__, ", ".join(sorted(self.system.nodes)))
 
     @abstractmethod
     def stop(self) -> None:
@@ -892,6 +893,7 @@ class SingleThreadedRunner(Runner, Promptable):
     def stop(self) -> None:
         self.apps.clear()
         self._followers_of.clear()
+        _log.info("SingleThreadedRunner stopped")
 
     def get(self, cls: Type[A]) -> A:
         app = self.apps[cls.__name__]
@@ -968,6 +970,7 @@ class MultiThreadedRunner(Runner):
         """Stops every thread, waits for them, and re-raises the first
         processing error if a follower failed."""
         self._stop_threads()
+        _log.info("MultiThreadedRunner stopped")
         _raise_first(self.errors)
 
     @property
