@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Dict, List, Optional
+from typing import IO, Any, Dict, List, Optional, Tuple
 
 from eventsourcing_rs.application import Application
 from eventsourcing_rs.leases import lease_book_for
@@ -67,31 +67,36 @@ class Outcome:
 
 def read_outcome(env: Dict[str, str]) -> Outcome:
     orders, reservations, payments = (cls(env=env) for cls in (Orders, Reservations, Payments))
-    order_log = _events(orders)
+    # Positions first, logs after: a log read later holds at least what
+    # the positions say was processed (read the other way round, a
+    # follower could commit between the two, and the outcome would show a
+    # position past events it does not hold).
+    positions = {
+        "Reservations": reservations.recorder.max_tracking_id("Orders"),
+        "Payments": payments.recorder.max_tracking_id("Reservations"),
+    }
+    last_order, order_log = _events(orders)
     outcome = Outcome(order_ids=[str(e.originator_id) for e in order_log])
-    for e in _events(reservations):
+    last_reservation, reservation_log = _events(reservations)
+    for e in reservation_log:
         outcome.reservations.setdefault(str(e.order_id), []).append(e.pid)
         outcome.reservation_ids.append(str(e.originator_id))
         outcome.reservation_pids.append(e.pid)
     counts: Counter[str] = Counter()
-    for e in _events(payments):
+    for e in _events(payments)[1]:
         counts[str(e.reservation_id)] += 1
         outcome.payment_pids.append(e.pid)
     outcome.payments = dict(counts)
-    outcome.positions = {
-        "Reservations": reservations.recorder.max_tracking_id("Orders"),
-        "Payments": payments.recorder.max_tracking_id("Reservations"),
-    }
-    outcome.last_ids = {
-        "Orders": orders.recorder.max_notification_id(),
-        "Reservations": reservations.recorder.max_notification_id(),
-    }
+    outcome.positions = positions
+    outcome.last_ids = {"Orders": last_order, "Reservations": last_reservation}
     return outcome
 
 
-def _events(app: Application) -> List[object]:
+def _events(app: Application) -> Tuple[int, List[Any]]:
+    """The application's last notification id, and its events."""
     notifications = app.recorder.select_notifications(1, 10**9)
-    return [app.mapper.to_domain_event(n) for n in notifications]
+    last = notifications[-1].id if notifications else 0
+    return last, [app.mapper.to_domain_event(n) for n in notifications]
 
 
 def assert_exactly_once(outcome: Outcome, orders: Optional[int] = None) -> None:
