@@ -92,5 +92,5 @@ def test_runners_log_starting_and_stopping(caplog: pytest.LogCaptureFixture) -> 
             runner.start()
             runner.stop()
     said = [r.getMessage() for r in caplog.records if r.name == "eventsourcing_rs"]
-    assert "SingleThreadedRunner starting: Orders, Payments, Reservations" in said
+    assert "SingleThreadedRunner started: Orders, Payments, Reservations" in said
     assert "MultiThreadedRunner stopped" in said

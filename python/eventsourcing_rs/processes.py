@@ -144,6 +144,7 @@ class MultiProcessRunner(Runner):
             self.workers[name] = _WorkerProcess(name, process, log)
         self._monitor = threading.Thread(target=self._watch, name="worker-monitor", daemon=True)
         self._monitor.start()
+        self._log_started()
 
     def _watch(self) -> None:
         while not self._stopping.wait(0.2):

@@ -739,7 +739,9 @@ class Runner(ABC):
         if self.is_started:
             raise RunnerAlreadyStarted()
         self.is_started = True
-        _log.info("%s starting: %s", type(self).__name__, ", ".join(sorted(self.system.nodes)))
+
+    def _log_started(self) -> None:
+        _log.info("%s started: %s", type(self).__name__, ", ".join(sorted(self.system.nodes)))
 
     @abstractmethod
     def stop(self) -> None:
@@ -867,6 +869,7 @@ class SingleThreadedRunner(Runner, Promptable):
             self._followers_of[leader_name] = [
                 cast(Follower, self.apps[name]) for name in self.system.leads[leader_name]
             ]
+        self._log_started()
         # Catch up on anything recorded while the system was not running
         # (after a crash, say); any error propagates as it would from save.
         for leader_name in _behind(self.system, self.apps):
@@ -953,6 +956,7 @@ class MultiThreadedRunner(Runner):
             assert isinstance(follower, Follower)
             follower.follow(type(leader).__name__, leader.log)
             leader.lead(self.threads[follower_name])
+        self._log_started()
         # Catch up on anything recorded while the system was not running.
         for leader_name, follower_name in self.system.edges:
             if leader_name in _behind(self.system, self.apps, follower_name):
