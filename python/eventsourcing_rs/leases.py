@@ -101,9 +101,17 @@ class SQLiteLeaseBook(LeaseBook):
         self.datastore = datastore
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        """A write: its first row."""
         with self.datastore.transaction(commit=True) as c:
             c.execute(sql, params)
             return c.fetchone()
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> List[Any]:
+        """A read, on a reader connection (runners' lag polls read leases
+        often, and must not queue behind writers for the write lock)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, params)
+            return list(c.fetchall())
 
     def create_table(self) -> None:
         self._run(
@@ -138,25 +146,24 @@ class SQLiteLeaseBook(LeaseBook):
         )
 
     def holder(self, name: str) -> Optional[LeaseHolder]:
-        row = self._run(
+        rows = self._read(
             f"SELECT owner, epoch, expires_at FROM {self.table} WHERE name = ?1", (name,)
         )
-        if row is None:
+        if not rows:
             return None
+        row = rows[0]
         return LeaseHolder(str(row[0]), int(row[1]), max(0.0, float(row[2]) - time.time()))
 
     def live_holders(self, prefix: str) -> List[str]:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                f"SELECT owner FROM {self.table} WHERE substr(name, 1, ?2) = ?1 "
-                "AND expires_at >= ?3",
-                (prefix, len(prefix), time.time()),
-            )
-            return [str(row[0]) for row in c.fetchall()]
+        rows = self._read(
+            f"SELECT owner FROM {self.table} WHERE substr(name, 1, ?2) = ?1 AND expires_at >= ?3",
+            (prefix, len(prefix), time.time()),
+        )
+        return [str(row[0]) for row in rows]
 
     def _read_epoch(self, name: str) -> Optional[int]:
-        row = self._run(f"SELECT epoch FROM {self.table} WHERE name = ?1", (name,))
-        return None if row is None else int(row[0])
+        rows = self._read(f"SELECT epoch FROM {self.table} WHERE name = ?1", (name,))
+        return int(rows[0][0]) if rows else None
 
     def _write_epoch(self, name: str, owner: str, epoch: int) -> None:
         self._run(
