@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, Optional, Tuple
 from uuid import UUID
 
 from eventsourcing_rs.persistence import (
@@ -89,13 +89,14 @@ class Segment:
         return segment_of(originator_id, self.count) == self.index
 
 
-def segment_count(follower: Follower) -> int:
-    """The follower's number of segments: ``SEGMENTS`` in its environment,
-    else its class's ``segments``."""
-    value = (follower.factory.getenv(SEGMENTS) or "").strip()
-    name = f"{type(follower).__name__.upper()}_{SEGMENTS}"
+def segment_count(follower_cls: type, env: Mapping[str, str]) -> int:
+    """A follower class's number of segments: ``<NAME>_SEGMENTS`` or
+    ``SEGMENTS`` in ``env`` (as applications read their variables), else
+    the class's ``segments``. Read before any application is made."""
+    name = f"{follower_cls.__name__.upper()}_{SEGMENTS}"
+    value = (env.get(name) or env.get(SEGMENTS) or "").strip()
     if not value:
-        count = getattr(type(follower), "segments", 1)
+        count = getattr(follower_cls, "segments", 1)
     else:
         try:
             count = int(value)

@@ -30,6 +30,7 @@ prefixed with the upper-cased application name:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -45,9 +46,9 @@ from eventsourcing_rs.persistence import (
     PersistenceError,
 )
 from eventsourcing_rs.segments import (
-    SEGMENTS,
     Segment,
     pull_segment,
+    segment_count,
     segments,
 )
 from eventsourcing_rs.segments import prepare as prepare_segments
@@ -563,7 +564,9 @@ class Worker:
     def start(self) -> None:
         _log.info("Worker %s starting: %s", self.owner, ", ".join(self.followers))
         for name in self.followers:
-            count = _segment_count(self.system, name, self.env)
+            count = segment_count(
+                self.system.follower_cls(name), os.environ if self.env is None else self.env
+            )
             if count == 1:
                 loop = FollowerLoop(self.system, name, self.owner, self.stopping, self.env)
                 self.loops.append(loop)
@@ -594,26 +597,3 @@ class Worker:
         """Whether this worker holds the named follower's lease (or one of
         its segments')."""
         return any(loop.follower_name == name and loop.epoch for loop in self.loops)
-
-
-def _segment_count(system: System, name: str, env: Optional[Mapping[str, str]]) -> int:
-    """The follower's number of segments, as ``segments.segment_count``
-    finds it, read before any application is made."""
-    import os
-
-    source = os.environ if env is None else env
-    value = source.get(f"{name.upper()}_{SEGMENTS}") or source.get(SEGMENTS) or ""
-    if value.strip():
-        try:
-            count = int(value)
-        except ValueError:
-            raise InvalidSetting(
-                f"{name.upper()}_{SEGMENTS}={value!r} is not a whole number of segments"
-            ) from None
-    else:
-        count = getattr(system.follower_cls(name), "segments", 1)
-    if not isinstance(count, int) or count < 1 or count > 4096:
-        raise InvalidSetting(
-            f"{name.upper()}_{SEGMENTS}={count!r}: a follower has from 1 to 4096 segments"
-        )
-    return count
