@@ -177,20 +177,7 @@ impl Connections {
     }
 
     fn connect(&self) -> Result<PgConn, PgFailure> {
-        let s = &self.settings;
-        let runtime = Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| {
-                PgFailure::new(
-                    ErrorKind::Interface,
-                    format!("Could not connect to {}: {e}", s.describe()),
-                )
-            })?;
-        let (client, connection) = runtime
-            .block_on(config(s).connect(NoTls))
-            .map_err(|e| connect_failure(s, &e))?;
+        let (runtime, client, connection) = open(&self.settings)?;
         runtime.spawn(async move {
             // Ends when the connection does; its error is seen by the
             // client's next call.
@@ -316,6 +303,30 @@ impl Connections {
         drop(idle);
     }
 }
+
+/// A new connection to `s`'s database on a runtime of its own (driven
+/// only while a call blocks on it): the runtime, the client, and the
+/// connection to spawn (or to read messages from).
+pub(super) fn open(s: &PgSettings) -> Result<(Runtime, Client, PgConnection), PgFailure> {
+    let runtime = Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| {
+            PgFailure::new(
+                ErrorKind::Interface,
+                format!("Could not connect to {}: {e}", s.describe()),
+            )
+        })?;
+    let (client, connection) = runtime
+        .block_on(config(s).connect(NoTls))
+        .map_err(|e| connect_failure(s, &e))?;
+    Ok((runtime, client, connection))
+}
+
+/// A connection's I/O half, as `open` makes it.
+pub(super) type PgConnection =
+    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
 
 /// The client configuration for `s`.
 pub(super) fn config(s: &PgSettings) -> Config {

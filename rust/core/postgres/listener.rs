@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::runtime::{Builder, Runtime};
+use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio_postgres::{AsyncMessage, Client};
 
-use super::connections::{config, connect_failure, PgSettings};
+use super::connections::{open, PgSettings};
 use super::error::PgFailure;
 use crate::core::sqlite::ErrorKind;
 
@@ -26,19 +26,7 @@ pub struct Listener {
 impl Listener {
     /// Connects and LISTENs on each channel (quoted as identifiers).
     pub fn connect(settings: &PgSettings, channels: &[String]) -> Result<Listener, PgFailure> {
-        let runtime = Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| {
-                PgFailure::new(
-                    ErrorKind::Interface,
-                    format!("Could not connect to {}: {e}", settings.describe()),
-                )
-            })?;
-        let (client, mut connection) = runtime
-            .block_on(config(settings).connect(NoTls))
-            .map_err(|e| connect_failure(settings, &e))?;
+        let (runtime, client, mut connection) = open(settings)?;
         let (send, heard) = mpsc::unbounded_channel();
         runtime.spawn(async move {
             // Reads the connection's messages (while a call drives the
