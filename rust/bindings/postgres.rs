@@ -170,6 +170,29 @@ pub struct PostgresConnections {
 }
 
 impl PostgresConnections {
+    /// The value in the first column of the first row, if any and not
+    /// NULL (the query run with the GIL released).
+    fn first_value<T>(
+        &self,
+        py: Python<'_>,
+        statement: &str,
+        params: &Bound<'_, PyAny>,
+        context: &str,
+    ) -> PyResult<Option<T>>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a> + Send,
+    {
+        let values = to_values(params)?;
+        py.detach(|| {
+            self.inner.query(statement, &values, context, |rows| {
+                Ok(rows
+                    .first()
+                    .and_then(|row| row.try_get::<_, Option<T>>(0).ok().flatten()))
+            })
+        })
+        .map_err(pg_error)
+    }
+
     /// The rows of a query of events (after a notification id column
     /// when `numbered`), read with the GIL released.
     fn event_rows(
@@ -313,16 +336,8 @@ impl PostgresConnections {
         params: &Bound<'_, PyAny>,
         context: &str,
     ) -> PyResult<i64> {
-        let values = to_values(params)?;
-        py.detach(|| {
-            self.inner.query(statement, &values, context, |rows| {
-                Ok(rows
-                    .first()
-                    .and_then(|row| row.try_get::<_, Option<AnyInt>>(0).ok().flatten())
-                    .map_or(0, |v| v.0))
-            })
-        })
-        .map_err(pg_error)
+        let first: Option<AnyInt> = self.first_value(py, statement, params, context)?;
+        Ok(first.map_or(0, |v| v.0))
     }
 
     /// The text in the first column of the first row (None for none or
@@ -334,15 +349,7 @@ impl PostgresConnections {
         params: &Bound<'_, PyAny>,
         context: &str,
     ) -> PyResult<Option<String>> {
-        let values = to_values(params)?;
-        py.detach(|| {
-            self.inner.query(statement, &values, context, |rows| {
-                Ok(rows
-                    .first()
-                    .and_then(|row| row.try_get::<_, Option<String>>(0).ok().flatten()))
-            })
-        })
-        .map_err(pg_error)
+        self.first_value(py, statement, params, context)
     }
 
     /// Runs statements as one simple query, outside a transaction.
