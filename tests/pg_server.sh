@@ -18,6 +18,9 @@
 #   ESRS_PG_PORT   port (default 5432)
 #   ESRS_PG_FSYNC  "on" for a durable server (fsync, synchronous_commit and
 #                  full_page_writes on); by default they are off, for speed
+#   ESRS_PG_SSL_CERT, ESRS_PG_SSL_KEY
+#                  a server certificate and its key (PEM): the new cluster
+#                  serves TLS with them (ssl = on)
 #   PG_BIN         directory of initdb/pg_ctl/psql (default: the newest
 #                  /usr/lib/postgresql/*/bin, else wherever pg_ctl is on PATH)
 #
@@ -177,6 +180,16 @@ fsync = $durable
 synchronous_commit = $durable
 full_page_writes = $durable
 CONF
+    if [[ -n "${ESRS_PG_SSL_CERT:-}" ]]; then
+        # The server reads its key only if no one else may (0600, its owner).
+        cp "$ESRS_PG_SSL_CERT" "$DATA/server.crt"
+        cp "${ESRS_PG_SSL_KEY:?ESRS_PG_SSL_KEY must name the key of ESRS_PG_SSL_CERT}" "$DATA/server.key"
+        chmod 600 "$DATA/server.key"
+        if [[ "$(id -u)" == 0 ]]; then
+            chown postgres: "$DATA/server.crt" "$DATA/server.key"
+        fi
+        printf 'ssl = on\n' >>"$DATA/postgresql.conf"
+    fi
 }
 
 start() {

@@ -210,6 +210,10 @@ class PostgresConnections:
         conn_max_age: float | None = None,
         pre_ping: bool = False,
         idle_in_transaction_session_timeout: float = 0.0,
+        sslmode: str = "prefer",
+        sslrootcert: str | None = None,
+        sslcert: str | None = None,
+        sslkey: str | None = None,
     ) -> PostgresConnections: ...
     def write(
         self,

@@ -67,6 +67,9 @@ _TABLE_NAME = re.compile(r"[^\W\d]\w{0,62}(\.[^\W\d]\w{0,62})?")
 # connection (one per batch size); larger batches go as arrays.
 _PREPARED_BATCH_MAX = 16
 
+# libpq's sslmode values (POSTGRES_SSLMODE), prefer being its default.
+_SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
 
 def _check_table_name(name: str) -> str:
     if not isinstance(name, str) or not _TABLE_NAME.fullmatch(name):
@@ -96,6 +99,11 @@ class PostgresDatastore:
     reusing it; ``lock_timeout`` bounds the wait for the table lock on
     insert, and ``idle_in_transaction_session_timeout`` the time the server
     lets a transaction idle (seconds, 0 for no limit).
+
+    ``sslmode`` chooses TLS as libpq does (``disable``, ``allow``,
+    ``prefer`` by default, ``require``, ``verify-ca``, ``verify-full``);
+    ``sslrootcert`` names a PEM file of trusted roots (or ``system``),
+    ``sslcert`` and ``sslkey`` a client certificate and its key.
     """
 
     def __init__(
@@ -109,6 +117,10 @@ class PostgresDatastore:
         pre_ping: bool = False,
         lock_timeout: float = 0,
         idle_in_transaction_session_timeout: float = 0,
+        sslmode: str = "prefer",
+        sslrootcert: Optional[str] = None,
+        sslcert: Optional[str] = None,
+        sslkey: Optional[str] = None,
     ):
         self.dbname = dbname
         self.host = host
@@ -119,6 +131,10 @@ class PostgresDatastore:
         self.pre_ping = pre_ping
         self.lock_timeout = lock_timeout
         self.idle_in_transaction_session_timeout = idle_in_transaction_session_timeout
+        self.sslmode = sslmode
+        self.sslrootcert = sslrootcert
+        self.sslcert = sslcert
+        self.sslkey = sslkey
         # The recorders' work goes through these (Rust, the GIL released).
         self._native = _core.PostgresConnections(
             dbname,
@@ -130,6 +146,10 @@ class PostgresDatastore:
             conn_max_age,
             pre_ping,
             idle_in_transaction_session_timeout,
+            sslmode=sslmode,
+            sslrootcert=sslrootcert,
+            sslcert=sslcert,
+            sslkey=sslkey,
         )
         # Each thread's psycopg connection, for transaction(): made when
         # first asked for (psycopg is needed only then).
@@ -858,7 +878,9 @@ class Factory(InfrastructureFactory):
     ``POSTGRES_PASSWORD`` are required; ``POSTGRES_PORT`` defaults to 5432.
     Optional: ``POSTGRES_CONN_MAX_AGE``, ``POSTGRES_PRE_PING``,
     ``POSTGRES_LOCK_TIMEOUT``, ``POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT``
-    (see :class:`PostgresDatastore`) and ``CREATE_TABLE`` (yes by default).
+    , ``POSTGRES_SSLMODE``, ``POSTGRES_SSLROOTCERT``, ``POSTGRES_SSLCERT``,
+    ``POSTGRES_SSLKEY`` (see :class:`PostgresDatastore`) and ``CREATE_TABLE``
+    (yes by default).
     Each may be prefixed with the upper-cased application name.
 
     Tables are named after the application: ``<name>_events``,
@@ -875,6 +897,10 @@ class Factory(InfrastructureFactory):
     POSTGRES_PRE_PING = "POSTGRES_PRE_PING"
     POSTGRES_LOCK_TIMEOUT = "POSTGRES_LOCK_TIMEOUT"
     POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT = "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT"
+    POSTGRES_SSLMODE = "POSTGRES_SSLMODE"
+    POSTGRES_SSLROOTCERT = "POSTGRES_SSLROOTCERT"
+    POSTGRES_SSLCERT = "POSTGRES_SSLCERT"
+    POSTGRES_SSLKEY = "POSTGRES_SSLKEY"
 
     def __init__(self, application_name: str, env: Mapping[str, str]):
         super().__init__(application_name, env)
@@ -902,17 +928,41 @@ class Factory(InfrastructureFactory):
             )
             or 0.0
         )
-        self.datastore = PostgresDatastore(
-            dbname=dbname,
-            host=host,
-            port=port,
-            user=user,
-            password=password,
-            conn_max_age=conn_max_age,
-            pre_ping=pre_ping,
-            lock_timeout=lock_timeout,
-            idle_in_transaction_session_timeout=idle_timeout,
-        )
+        sslmode = (self.getenv(self.POSTGRES_SSLMODE) or "prefer").strip()
+        if sslmode not in _SSL_MODES:
+            raise InvalidSetting(
+                f"{self._variable(self.POSTGRES_SSLMODE)}={sslmode!r} is not one of "
+                + ", ".join(_SSL_MODES)
+            )
+        tls_files = {
+            name: self.getenv(key) or None
+            for name, key in (
+                ("sslrootcert", self.POSTGRES_SSLROOTCERT),
+                ("sslcert", self.POSTGRES_SSLCERT),
+                ("sslkey", self.POSTGRES_SSLKEY),
+            )
+        }
+        try:
+            datastore = PostgresDatastore(
+                dbname=dbname,
+                host=host,
+                port=port,
+                user=user,
+                password=password,
+                conn_max_age=conn_max_age,
+                pre_ping=pre_ping,
+                lock_timeout=lock_timeout,
+                idle_in_transaction_session_timeout=idle_timeout,
+                sslmode=sslmode,
+                **tls_files,
+            )
+        except ValueError as error:
+            # A certificate file that cannot be used: named, with the
+            # variables that choose TLS.
+            raise InvalidSetting(
+                f"{self._variable(self.POSTGRES_SSLMODE)}={sslmode!r}: {error}"
+            ) from None
+        self.datastore = datastore
 
     def _required(self, key: str, what: str) -> str:
         value = self.getenv(key)

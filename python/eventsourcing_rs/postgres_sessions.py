@@ -207,6 +207,12 @@ class Sessions:
         self.conn_max_age = datastore.conn_max_age
         self.pre_ping = datastore.pre_ping
         self.idle_in_transaction_session_timeout = datastore.idle_in_transaction_session_timeout
+        # TLS as the native connections negotiate it (libpq's own names).
+        self.tls = {
+            name: value
+            for name in ("sslmode", "sslrootcert", "sslcert", "sslkey")
+            if (value := getattr(datastore, name, None)) is not None
+        }
         self._connections: Dict[int, Connection] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -283,6 +289,7 @@ class Sessions:
                 # ours included. We prepare what we run often ourselves.
                 prepare_threshold=None,
                 options=f"-c idle_in_transaction_session_timeout={timeout_ms}",
+                **self.tls,
             )
         except psycopg.Error as error:
             raise InterfaceError(

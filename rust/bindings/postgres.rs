@@ -17,7 +17,8 @@ use super::uuids::{u128_to_uuid, uuid_class, uuid_to_u128};
 use super::values::{Notification, StoredEvent};
 use crate::core::postgres::listener::Listener;
 use crate::core::postgres::{
-    AnyInt, Connections, PgFailure, PgSettings, PgValue, RawUuid, WriteRequest,
+    AnyInt, Connections, PgFailure, PgSettings, PgValue, RawUuid, SslMode, Tls, TlsFiles,
+    WriteRequest,
 };
 use crate::core::sqlite::StoreError;
 
@@ -218,7 +219,8 @@ impl PostgresConnections {
     #[new]
     #[pyo3(signature = (
         dbname, host, port, user, password, connect_timeout=5.0, conn_max_age=None,
-        pre_ping=false, idle_in_transaction_session_timeout=0.0
+        pre_ping=false, idle_in_transaction_session_timeout=0.0, sslmode="prefer",
+        sslrootcert=None, sslcert=None, sslkey=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -231,7 +233,23 @@ impl PostgresConnections {
         conn_max_age: Option<f64>,
         pre_ping: bool,
         idle_in_transaction_session_timeout: f64,
+        sslmode: &str,
+        sslrootcert: Option<String>,
+        sslcert: Option<String>,
+        sslkey: Option<String>,
     ) -> PyResult<Self> {
+        let mode = SslMode::parse(sslmode).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "sslmode {sslmode:?} is not one of disable, allow, prefer, require, verify-ca, \
+                 verify-full"
+            ))
+        })?;
+        let files = TlsFiles {
+            root_cert: sslrootcert,
+            client_cert: sslcert,
+            client_key: sslkey,
+        };
+        let tls = Tls::new(mode, &files).map_err(PyValueError::new_err)?;
         // A port that is no port fails at connect, as an InterfaceError
         // (as psycopg's would), not here.
         let port: u16 = port.str()?.to_str()?.trim().parse().unwrap_or(0);
@@ -252,6 +270,7 @@ impl PostgresConnections {
                 conn_max_age: seconds(conn_max_age, "conn_max_age")?,
                 pre_ping,
                 idle_in_transaction_ms: u64::try_from(idle.as_millis()).unwrap_or(u64::MAX),
+                tls,
             }),
         })
     }

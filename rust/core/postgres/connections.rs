@@ -13,10 +13,13 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::runtime::{Builder, Runtime};
-use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, Config, Row, Socket, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::error::PgFailure;
 use super::group_write::WriteQueue;
+use super::tls::Tls;
 use super::value::PgValue;
 use crate::core::process_epoch::process_epoch;
 use crate::core::sqlite::ErrorKind;
@@ -41,6 +44,8 @@ pub struct PgSettings {
     pub pre_ping: bool,
     /// The server's `idle_in_transaction_session_timeout`, 0 for none.
     pub idle_in_transaction_ms: u64,
+    /// Whether and how connections use TLS (`sslmode`).
+    pub tls: Tls,
 }
 
 impl PgSettings {
@@ -319,14 +324,14 @@ pub(super) fn open(s: &PgSettings) -> Result<(Runtime, Client, PgConnection), Pg
             )
         })?;
     let (client, connection) = runtime
-        .block_on(config(s).connect(NoTls))
+        .block_on(config(s).connect(s.tls.connector()))
         .map_err(|e| connect_failure(s, &e))?;
     Ok((runtime, client, connection))
 }
 
 /// A connection's I/O half, as `open` makes it.
 pub(super) type PgConnection =
-    tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>;
+    tokio_postgres::Connection<Socket, <MakeRustlsConnect as MakeTlsConnect<Socket>>::Stream>;
 
 /// The client configuration for `s`.
 pub(super) fn config(s: &PgSettings) -> Config {
@@ -338,6 +343,7 @@ pub(super) fn config(s: &PgSettings) -> Config {
         .user(&s.user)
         .password(&s.password)
         .connect_timeout(s.connect_timeout)
+        .ssl_mode(s.tls.wire_mode())
         .application_name("eventsourcing_rs")
         .options(format!(
             "-c idle_in_transaction_session_timeout={}",

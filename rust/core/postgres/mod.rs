@@ -7,9 +7,11 @@ pub mod connections;
 pub mod error;
 pub mod group_write;
 pub mod listener;
+pub mod tls;
 pub mod value;
 
 pub use connections::{Connections, PgSettings, Written};
 pub use error::PgFailure;
 pub use group_write::WriteRequest;
+pub use tls::{SslMode, Tls, TlsFiles};
 pub use value::{AnyInt, PgValue, RawUuid};
