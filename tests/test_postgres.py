@@ -342,6 +342,42 @@ class TestRecorders:
         finally:
             store.close()
 
+    def test_no_lock_timeout_means_none_whatever_the_servers_default(self, server: None) -> None:
+        """As 9.1 (which sets it at every insert): POSTGRES_LOCK_TIMEOUT
+        unset is no limit, also for a role whose sessions have one."""
+        role = "esrs_lock_timeout_test"
+        with pg_server.connect(user="postgres", password="postgres") as admin:
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
+            admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'secret'")
+            admin.execute(f"ALTER ROLE {role} SET lock_timeout = '50ms'")
+            admin.execute(f"GRANT ALL ON SCHEMA public TO {role}")
+        s = pg_server.settings()
+        datastore = PostgresDatastore(s["dbname"], s["host"], s["port"], role, "secret")
+        recorder = PostgresApplicationRecorder(datastore, f"esrs_lock_{uuid4().hex[:10]}")
+        try:
+            recorder.create_table()
+            assert not datastore.sessions_wait_for_locks()
+            with psycopg.connect(
+                dbname=s["dbname"], host=s["host"], port=s["port"], user=role, password="secret"
+            ) as other:
+                other.execute(f"LOCK TABLE {recorder.events_table_name} IN EXCLUSIVE MODE")
+                releaser = threading.Timer(0.5, other.rollback)
+                releaser.start()
+                started = time.monotonic()
+                assert recorder.insert_events([event(uuid4(), 1)]) == [1]
+                assert time.monotonic() - started >= 0.4
+                releaser.join()
+        finally:
+            with pg_server.connect(user="postgres", password="postgres") as admin:
+                admin.execute(f"DROP TABLE IF EXISTS {recorder.events_table_name}")
+                datastore.close_all_connections()
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                    (role,),
+                )
+                admin.execute(f"REVOKE ALL ON SCHEMA public FROM {role}")
+                admin.execute(f"DROP ROLE {role}")
+
     def test_reconnects_after_the_server_ends_the_session(
         self, store: pg_server.PostgresStore
     ) -> None:

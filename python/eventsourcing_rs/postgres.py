@@ -154,6 +154,7 @@ class PostgresDatastore:
         # Each thread's psycopg connection, for transaction(): made when
         # first asked for (psycopg is needed only then).
         self._psycopg: Optional[Any] = None
+        self._sessions_wait: Optional[bool] = None
         self._psycopg_lock = threading.Lock()
 
     @property
@@ -199,6 +200,16 @@ class PostgresDatastore:
             )
         return self._native
 
+    def sessions_wait_for_locks(self) -> bool:
+        """Whether the server gives this role's sessions on this database
+        no lock timeout (PostgreSQL's default), so that a write need not
+        set none for itself (as 9.1 does at every insert, with
+        ``SET LOCAL``). Asked once."""
+        if self._sessions_wait is None:
+            said = self.native.query_text("SHOW lock_timeout", [], "Reading lock_timeout failed")
+            self._sessions_wait = said == "0"
+        return self._sessions_wait
+
     def close_connection(self) -> None:
         """Closes this thread's (psycopg) connection, if it has one."""
         if self._psycopg is not None:
@@ -212,8 +223,12 @@ class PostgresDatastore:
             self._psycopg.close_all()
 
     def __del__(self) -> None:
+        # The Rust connections close with their pool, when the last
+        # datastore using it is gone (see PostgresConnections): closing
+        # them here would close sessions other datastores are using.
         try:
-            self.close_all_connections()
+            if self._psycopg is not None:
+                self._psycopg.close_all()
         except Exception:  # noqa: BLE001 - nothing can be done at collection
             pass
 
@@ -572,8 +587,12 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         # go in one round trip (a refused statement writes nothing).
         try:
             count, ids = self.datastore.native.write(
-                f"BEGIN; SET LOCAL lock_timeout = {lock_timeout}; {self.lock_table_statement}"
-                f"{self._before_write(tracking)}",
+                (
+                    f"BEGIN; SET LOCAL lock_timeout = {lock_timeout}; "
+                    if lock_timeout or not self.datastore.sessions_wait_for_locks()
+                    else "BEGIN; "
+                )
+                + f"{self.lock_table_statement}{self._before_write(tracking)}",
                 statement,
                 params,
                 self._insert_context,

@@ -9,6 +9,8 @@
 //! closed, which would end the parent's sessions) and opens its own.
 
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Weak};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -25,7 +27,7 @@ use crate::core::process_epoch::process_epoch;
 use crate::core::sqlite::ErrorKind;
 
 /// Idle connections kept for reuse; more are closed when returned.
-const IDLE_MAX: usize = 16;
+const IDLE_MAX: usize = 32;
 /// Statements kept prepared per connection; past this the cache starts over.
 const PREPARED_MAX: usize = 256;
 
@@ -64,6 +66,8 @@ pub(super) struct PgConn {
     created: Instant,
     statements: HashMap<String, Statement>,
     pub(super) uses: u64,
+    /// The thread that last used it (see `checkout`).
+    last_thread: ThreadId,
 }
 
 impl PgConn {
@@ -107,10 +111,45 @@ struct Pool {
     idle: Vec<PgConn>,
 }
 
+/// The pools of this process, by the settings that make a session what it
+/// is: every `Connections` with the same ones (the applications of a
+/// system on one database) takes its sessions from one pool. A runner
+/// that has each application write in turn then talks to one server
+/// process, kept busy, rather than waking one per application: about a
+/// third less time per write on a small machine.
+static POOLS: LazyLock<Mutex<HashMap<String, Weak<Mutex<Pool>>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn shared_pool(settings: &PgSettings) -> Arc<Mutex<Pool>> {
+    let key = format!(
+        "{}\0{}\0{}\0{}\0{}\0{:?}\0{}\0{}",
+        settings.host,
+        settings.port,
+        settings.dbname,
+        settings.user,
+        settings.password,
+        settings.connect_timeout,
+        settings.idle_in_transaction_ms,
+        settings.tls.key(),
+    );
+    let mut pools = POOLS.lock();
+    if let Some(pool) = pools.get(&key).and_then(Weak::upgrade) {
+        return pool;
+    }
+    pools.retain(|_, pool| pool.strong_count() > 0);
+    let pool = Arc::new(Mutex::new(Pool {
+        epoch: process_epoch(),
+        idle: Vec::new(),
+    }));
+    pools.insert(key, Arc::downgrade(&pool));
+    pool
+}
+
 /// One database's connections.
 pub struct Connections {
     settings: PgSettings,
-    pool: Mutex<Pool>,
+    /// Shared with every `Connections` of the same settings (see `POOLS`).
+    pool: Arc<Mutex<Pool>>,
     /// Writes waiting to be committed together (see `group_write`).
     writes: WriteQueue,
 }
@@ -126,11 +165,8 @@ pub struct Written {
 impl Connections {
     pub fn new(settings: PgSettings) -> Self {
         Connections {
+            pool: shared_pool(&settings),
             settings,
-            pool: Mutex::new(Pool {
-                epoch: process_epoch(),
-                idle: Vec::new(),
-            }),
             writes: WriteQueue::default(),
         }
     }
@@ -152,14 +188,24 @@ impl Connections {
     /// An idle connection that is still good, or a new one.
     pub(super) fn checkout(&self) -> Result<PgConn, PgFailure> {
         loop {
+            // The session this thread used last, if idle: a thread keeps
+            // to one server process (all of a single-threaded runner's
+            // applications to one; each thread of a multi-threaded runner
+            // to its own), which stays warm, instead of waking whichever
+            // was returned last.
+            let here = std::thread::current().id();
             let candidate = {
                 let mut pool = self.pool.lock();
                 adopt_after_fork(&mut pool);
-                pool.idle.pop()
+                match pool.idle.iter().rposition(|c| c.last_thread == here) {
+                    Some(at) => Some(pool.idle.remove(at)),
+                    None => pool.idle.pop(),
+                }
             };
             match candidate {
                 Some(mut conn) => {
                     if conn.is_usable(&self.settings) {
+                        conn.last_thread = here;
                         return Ok(conn);
                     }
                     // Closed here, in this process: it is ours.
@@ -194,6 +240,7 @@ impl Connections {
             created: Instant::now(),
             statements: HashMap::new(),
             uses: 0,
+            last_thread: std::thread::current().id(),
         })
     }
 

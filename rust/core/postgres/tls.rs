@@ -77,6 +77,7 @@ pub struct TlsFiles {
 #[derive(Clone)]
 pub struct Tls {
     mode: SslMode,
+    files: TlsFiles,
     connector: MakeRustlsConnect,
 }
 
@@ -147,6 +148,7 @@ impl Tls {
         };
         Ok(Tls {
             mode,
+            files: files.clone(),
             connector: MakeRustlsConnect::new(config),
         })
     }
@@ -159,6 +161,11 @@ impl Tls {
 
     pub fn mode(&self) -> SslMode {
         self.mode
+    }
+
+    /// What makes two setups the same: the mode and the files.
+    pub fn key(&self) -> String {
+        format!("{:?} {:?}", self.mode, self.files)
     }
 
     pub(super) fn wire_mode(&self) -> WireMode {
