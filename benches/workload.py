@@ -106,6 +106,10 @@ APPLICATION_TABLES = [
     f"{name}_{kind}"
     for name in ("orders", "reservations", "payments")
     for kind in ("events", "tracking", "snapshots")
+] + [
+    # Where workers of the same applications (benches/processes.py,
+    # benches/segments.py) left their leases and number of segments.
+    "eventsourcing_leases"
 ]
 
 
