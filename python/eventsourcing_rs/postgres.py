@@ -637,17 +637,24 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         to prepare it."""
         new, params, prepared = _new_events(stored_events, 1)
         return (
-            f"WITH {new} {self._insert_new_events('')}",
+            f"WITH {new} {self._insert_new_events(self._no_conflict())}",
             params,
             prepared,
         )
 
+    def _no_conflict(self) -> str:
+        """True when no event of ``new`` is recorded already."""
+        return (
+            f"NOT EXISTS (SELECT 1 FROM {self.events_table_name} "
+            "JOIN new USING (originator_id, originator_version))"
+        )
+
     def _insert_new_events(self, condition: str) -> str:
+        """Inserts the rows of ``new`` if ``condition`` holds."""
         return (
             f"{self.insert_events_statement} "
             "SELECT originator_id, originator_version, topic, state FROM new "
-            f"WHERE {condition}NOT EXISTS (SELECT 1 FROM {self.events_table_name} "
-            "JOIN new USING (originator_id, originator_version)) "
+            f"WHERE {condition} "
             # Ids are taken in this order: the order of the events.
             "ORDER BY batch_index RETURNING notification_id"
         )
@@ -762,15 +769,22 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
         # not that (a compare-and-set: another instance of the follower
         # recorded from it). Exact under the events table's lock, which
         # every insert of this follower takes first.
+        # Two forms, each prepared once. Without a previous id: ahead of
+        # every record of the application. With one: a compare-and-set on
+        # the last record (which makes it ahead of all of them as well).
+        insert = (
+            f"INSERT INTO {self.tracking_table_name} (application_name, notification_id) "
+            "SELECT $1::text, $2::integer WHERE "
+        )
         self.insert_tracking_statement = (
-            f"INSERT INTO {self.tracking_table_name} "
-            "(application_name, notification_id) "
-            "SELECT $1::text, $2::integer WHERE $2::integer > 0 AND NOT EXISTS ("
+            f"{insert}$3::integer IS NULL AND $2::integer > 0 AND NOT EXISTS ("
             f"SELECT 1 FROM {self.tracking_table_name} "
-            "WHERE application_name = $1::text AND notification_id >= $2::integer) "
-            "AND ($3::integer IS NULL OR $3::integer = COALESCE(("
+            "WHERE application_name = $1::text AND notification_id >= $2::integer)"
+        )
+        self.insert_tracking_from_statement = (
+            f"{insert}$2::integer > $3::integer AND $3::integer = COALESCE(("
             f"SELECT MAX(notification_id) FROM {self.tracking_table_name} "
-            "WHERE application_name = $1::text), 0))"
+            "WHERE application_name = $1::text), 0)"
         )
         self.max_tracking_id_statement = (
             f"SELECT MAX(notification_id) FROM {self.tracking_table_name} "
@@ -778,7 +792,7 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
         )
         # The lease a worker holds on this follower: (table, name, epoch).
         self.fence: Optional[Tuple[str, str, int]] = None
-        self._fenced_tracking_statement = self.insert_tracking_statement
+        self._fence_condition = ""
 
     def set_fence(self, table: Optional[str] = None, name: str = "", epoch: int = 0) -> None:
         """From now on, each tracking write also checks, in its statement
@@ -787,7 +801,7 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
         :class:`LeaseLost` if not; with no table, no lease is checked."""
         if table is None:
             self.fence = None
-            self._fenced_tracking_statement = self.insert_tracking_statement
+            self._fence_condition = ""
             return
         table = _check_table_name(table)
         self.fence = (table, name, int(epoch))
@@ -795,10 +809,16 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
         # Literals, not parameters: the statement's parameters are numbered
         # from the tracking record's, and a new epoch is rare enough that
         # preparing the statement again for it costs nothing.
-        self._fenced_tracking_statement = (
-            f"{self.insert_tracking_statement} AND EXISTS (SELECT 1 FROM {table} "
-            f"WHERE name = '{quoted}' AND epoch = {int(epoch)})"
+        self._fence_condition = (
+            f" AND EXISTS (SELECT 1 FROM {table} WHERE name = '{quoted}' AND epoch = {int(epoch)})"
         )
+
+    def _tracking_statement(self, previous_id: Optional[int]) -> str:
+        """The statement that records a tracking record (with or without a
+        previous id), fenced by the lease if there is one."""
+        if previous_id is None:
+            return self.insert_tracking_statement + self._fence_condition
+        return self.insert_tracking_from_statement + self._fence_condition
 
     def _before_write(self, tracking: Optional[Tracking]) -> str:
         # A fenced write holds its lease's row (shared) until it commits:
@@ -848,21 +868,19 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
             tracking.notification_id,
             getattr(tracking, "previous_id", None),
         ]
+        statement = self._tracking_statement(tracked[2])
         if not stored_events:
-            return self._fenced_tracking_statement, tracked, True
+            return statement, tracked, True
         # One statement, all or nothing: the tracking record only if it
         # advances and no event conflicts, then the events only if it was
-        # written; a refusal writes nothing and takes no notification ids
-        # (so the statement's COMMIT can be sent with it).
+        # written (conflicts are looked for once: the statement reads one
+        # snapshot, so a second look would find the same); a refusal writes nothing
+        # and takes no notification ids (so the statement's COMMIT can be
+        # sent with it).
         new, params, prepared = _new_events(stored_events, 4)
-        no_conflict = (
-            f"NOT EXISTS (SELECT 1 FROM {self.events_table_name} "
-            "JOIN new USING (originator_id, originator_version))"
-        )
         return (
-            f"WITH {new}, tracked AS ({self._fenced_tracking_statement} "
-            f"AND {no_conflict} RETURNING 1) "
-            f"{self._insert_new_events('EXISTS (SELECT 1 FROM tracked) AND ')}",
+            f"WITH {new}, tracked AS ({statement} AND {self._no_conflict()} RETURNING 1) "
+            f"{self._insert_new_events('EXISTS (SELECT 1 FROM tracked)')}",
             tracked + params,
             prepared,
         )
