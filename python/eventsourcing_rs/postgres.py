@@ -863,12 +863,9 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
     ) -> Tuple[str, List[Any], bool]:
         if tracking is None:
             return super()._guarded_insert(stored_events, tracking)
-        tracked = [
-            tracking.application_name,
-            tracking.notification_id,
-            getattr(tracking, "previous_id", None),
-        ]
-        statement = self._tracking_statement(tracked[2])
+        previous_id: Optional[int] = getattr(tracking, "previous_id", None)
+        tracked = [tracking.application_name, tracking.notification_id, previous_id]
+        statement = self._tracking_statement(previous_id)
         if not stored_events:
             return statement, tracked, True
         # One statement, all or nothing: the tracking record only if it
