@@ -17,6 +17,7 @@ from typing import IO, Any, Dict, List, Optional, Tuple
 
 from eventsourcing_rs.application import Application
 from eventsourcing_rs.leases import lease_book_for
+from eventsourcing_rs.persistence import PersistenceError
 
 from . import pg_server
 from .process_system import Orders, Payments, Reservations
@@ -193,12 +194,16 @@ class WorkerProcess:
 
 
 def active_pid(env: Dict[str, str], app_cls: type, follower: str) -> Optional[int]:
-    """The process id of the worker holding the follower's lease."""
-    app = app_cls(env=env)
+    """The process id of the worker holding the follower's lease. Reads
+    only (a SQLite worker stopped inside its write transaction keeps every
+    other writer out of the file until it resumes)."""
+    app = app_cls(env={**env, "CREATE_TABLE": "no"})
     book = lease_book_for(app.recorder)
     assert book is not None
-    book.create_table()
-    holder = book.holder(follower)
+    try:
+        holder = book.holder(follower)
+    except PersistenceError:
+        return None  # no lease table yet: no worker has started
     if holder is None or holder.seconds_left <= 0:
         return None
     return int(holder.owner.split(":")[1])
