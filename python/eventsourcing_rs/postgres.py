@@ -12,6 +12,7 @@ Connections opened before a ``fork()`` are left to the parent process.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -245,24 +246,30 @@ def _milliseconds(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
+@functools.lru_cache(maxsize=4 * _PREPARED_BATCH_MAX)
+def _values_table(count: int, first: int) -> str:
+    """``new`` as a VALUES list of ``count`` rows, placeholders from
+    ``$first`` (typed, as rows of a VALUES list outside an INSERT must be)."""
+    rows = []
+    for i in range(count):
+        n = first + 4 * i
+        rows.append(f"({i}, ${n}::uuid, ${n + 1}::integer, ${n + 2}::text, ${n + 3}::bytea)")
+    return (
+        "new (batch_index, originator_id, originator_version, topic, state) "
+        f"AS (VALUES {', '.join(rows)})"
+    )
+
+
 def _new_events(stored_events: Sequence[StoredEvent], first: int) -> Tuple[str, List[Any], bool]:
     """The batch as a table ``new`` (its columns and ``batch_index``), with
     placeholders from ``$first``: the SQL, its values, and whether to
     prepare it."""
     count = len(stored_events)
     if count <= _PREPARED_BATCH_MAX:
-        # Typed, as rows of a VALUES list outside an INSERT must be.
-        rows = []
         params: List[Any] = []
-        for i, e in enumerate(stored_events):
-            n = first + 4 * i
-            rows.append(f"({i}, ${n}::uuid, ${n + 1}::integer, ${n + 2}::text, ${n + 3}::bytea)")
+        for e in stored_events:
             params += (e.originator_id, e.originator_version, e.topic, e.state)
-        sql = (
-            "new (batch_index, originator_id, originator_version, topic, state) "
-            f"AS (VALUES {', '.join(rows)})"
-        )
-        return sql, params, True
+        return _values_table(count, first), params, True
     n = first
     sql = (
         f"new AS (SELECT * FROM unnest(${n}::uuid[], ${n + 1}::integer[], "
@@ -524,6 +531,9 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         # LISTEN/NOTIFY: None until enable_notify() names a channel.
         self.notify_channel: Optional[str] = None
         self._notifier: Optional[_Notifier] = None
+        # The statements inserting batches, made once per shape (see
+        # _guarded_insert).
+        self._statements: Dict[Tuple[int, Optional[bool], str], str] = {}
         # The last batch this recorder committed: its notification ids
         # and stored events (see select_notifications).
         self._last_committed: Tuple[Sequence[int], Sequence[StoredEvent]] = ((), ())
@@ -587,12 +597,7 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         # go in one round trip (a refused statement writes nothing).
         try:
             count, ids = self.datastore.native.write(
-                (
-                    f"BEGIN; SET LOCAL lock_timeout = {lock_timeout}; "
-                    if lock_timeout or not self.datastore.sessions_wait_for_locks()
-                    else "BEGIN; "
-                )
-                + f"{self.lock_table_statement}{self._before_write(tracking)}",
+                self._opening(lock_timeout) + self._before_write(tracking),
                 statement,
                 params,
                 self._insert_context,
@@ -615,6 +620,13 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
             self._notifier.post(ids[-1])
         return ids
 
+    def _opening(self, lock_timeout: int) -> str:
+        """BEGIN and the table lock, waiting at most ``lock_timeout`` ms (0:
+        no limit, set only if the sessions have one of their own)."""
+        if lock_timeout or not self.datastore.sessions_wait_for_locks():
+            return f"BEGIN; SET LOCAL lock_timeout = {lock_timeout}; {self.lock_table_statement}"
+        return f"BEGIN; {self.lock_table_statement}"
+
     def _before_write(self, tracking: Optional[Tracking]) -> str:
         """More of the write's opening statements, for a process recorder."""
         return ""
@@ -636,11 +648,12 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         them is already recorded) and gives their ids; its values; whether
         to prepare it."""
         new, params, prepared = _new_events(stored_events, 1)
-        return (
-            f"WITH {new} {self._insert_new_events(self._no_conflict())}",
-            params,
-            prepared,
-        )
+        key = (len(stored_events) if prepared else 0, None, "")
+        statement = self._statements.get(key)
+        if statement is None:
+            statement = f"WITH {new} {self._insert_new_events(self._no_conflict())}"
+            self._statements[key] = statement
+        return statement, params, prepared
 
     def _no_conflict(self) -> str:
         """True when no event of ``new`` is recorded already."""
@@ -875,12 +888,15 @@ class PostgresProcessRecorder(PostgresApplicationRecorder, ProcessRecorder):
         # and takes no notification ids (so the statement's COMMIT can be
         # sent with it).
         new, params, prepared = _new_events(stored_events, 4)
-        return (
-            f"WITH {new}, tracked AS ({statement} AND {self._no_conflict()} RETURNING 1) "
-            f"{self._insert_new_events('EXISTS (SELECT 1 FROM tracked)')}",
-            tracked + params,
-            prepared,
-        )
+        key = (len(stored_events) if prepared else 0, previous_id is None, self._fence_condition)
+        insert = self._statements.get(key)
+        if insert is None:
+            insert = (
+                f"WITH {new}, tracked AS ({statement} AND {self._no_conflict()} RETURNING 1) "
+                f"{self._insert_new_events('EXISTS (SELECT 1 FROM tracked)')}"
+            )
+            self._statements[key] = insert
+        return insert, tracked + params, prepared
 
     def _refusal(
         self,
