@@ -72,12 +72,17 @@ def postgres_settings() -> str:
         return ", ".join(said)
 
 
+def fresh_postgres_env(tables: List[str]) -> Dict[str, str]:
+    """The benchmark server's environment, with ``tables`` dropped."""
+    with connect() as conn:
+        for table in tables:
+            conn.execute(f"DROP TABLE IF EXISTS {table}")
+    return dict(POSTGRES)
+
+
 def fresh_env(store: str, directory: str) -> Dict[str, str]:
     if store == "postgres":
-        with connect() as conn:
-            for table in TABLES:
-                conn.execute(f"DROP TABLE IF EXISTS {table}")
-        return dict(POSTGRES)
+        return fresh_postgres_env(TABLES)
     sub = tempfile.mkdtemp(dir=directory)
     env = {"PERSISTENCE_MODULE": "eventsourcing_rs.sqlite"}
     for app in ("ORDERS", "RESERVATIONS", "PAYMENTS"):

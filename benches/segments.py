@@ -56,7 +56,7 @@ from eventsourcing_rs.leases import LeaseBook, lease_book_for  # noqa: E402
 from eventsourcing_rs.persistence import Notification  # noqa: E402
 from eventsourcing_rs.segments import Segment  # noqa: E402
 
-from benches.processes import POSTGRES, connect, postgres_settings  # noqa: E402
+from benches.processes import fresh_postgres_env, postgres_settings  # noqa: E402
 from benches.segment_workload import (  # noqa: E402
     POLICY_LOOPS,
     Order,
@@ -122,10 +122,7 @@ def calibrate(target_seconds: float) -> Tuple[int, float]:
 def store_env(store: str, directory: Path) -> Dict[str, str]:
     """A fresh, empty store for the system."""
     if store == "postgres":
-        with connect() as conn:
-            for table in TABLES:
-                conn.execute(f"DROP TABLE IF EXISTS {table}")
-        return dict(POSTGRES)
+        return fresh_postgres_env(TABLES)
     return {
         "PERSISTENCE_MODULE": "eventsourcing_rs.sqlite",
         "ORDERS_SQLITE_DBNAME": str(directory / "orders.db"),
