@@ -11,25 +11,22 @@
 //! Threads that arrive while it commits wait, and the first of them to
 //! wake leads the next group.
 //!
-//! The gathering window: when the last group held more writes than are
-//! queued when the next leader starts, the writers of that group are most
-//! likely on their way back (each making its next write, in Python, one
-//! GIL at a time), and committing without them would cost them a commit
-//! of their own. So the leader waits for them, until as many are queued
-//! as the last group held, but never longer than the last commit took
-//! (nor [`MAX_WINDOW`]). A lone writer (last group of one) never waits.
+//! There is no gathering window: a leader writes what is queued when it
+//! starts. Waiting for the writers of the last group to come back (each
+//! making its next write in Python, one GIL at a time) made groups fuller
+//! but kept every writer waiting on one commit at a time; without the wait
+//! one group commits while the next one's writers run their Python, and
+//! saves from 8 and 32 threads went faster on SQLite files and on
+//! PostgreSQL with fsync on (`benches/RESULTS.md`). A lone writer never
+//! waits.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::core::process_epoch::process_epoch;
 use std::thread::Thread;
-
-/// The longest a leader waits for the writers of the last group.
-pub const MAX_WINDOW: Duration = Duration::from_millis(2);
 
 /// A queued request, its type and lifetime erased: it is a `&mut R` of
 /// the thread that queued it, which waits, blocked, until its outcome is
@@ -55,15 +52,11 @@ struct State<O> {
     outcomes: HashMap<u64, O>,
     commits: u64,
     writes: u64,
-    last_group: usize,
-    last_commit: Duration,
 }
 
 /// One database's queue of writes; `O` is a write's outcome.
 pub struct GroupQueue<O> {
     state: Mutex<State<O>>,
-    /// Signalled when a request is queued (for a leader gathering).
-    arrived: Condvar,
 }
 
 impl<O> Default for GroupQueue<O> {
@@ -77,10 +70,7 @@ impl<O> Default for GroupQueue<O> {
                 outcomes: HashMap::new(),
                 commits: 0,
                 writes: 0,
-                last_group: 0,
-                last_commit: Duration::ZERO,
             }),
-            arrived: Condvar::new(),
         }
     }
 }
@@ -123,7 +113,6 @@ impl<O> GroupQueue<O> {
             request: request as *mut R as *mut (),
             thread: std::thread::current(),
         });
-        self.arrived.notify_one();
         loop {
             if let Some(outcome) = state.outcomes.remove(&ticket) {
                 return outcome;
@@ -136,16 +125,9 @@ impl<O> GroupQueue<O> {
                 continue;
             }
             state.leading = true;
-            if state.queued.len() < state.last_group {
-                let deadline = Instant::now() + state.last_commit.min(MAX_WINDOW);
-                while state.queued.len() < state.last_group
-                    && !self.arrived.wait_until(&mut state, deadline).timed_out()
-                {}
-            }
             let group = take_group(&mut state.queued, &joins);
             let tickets: Vec<u64> = group.iter().map(|q| q.ticket).collect();
             let waiting: Vec<Thread> = group.iter().map(|q| q.thread.clone()).collect();
-            let started = Instant::now();
             let outcomes = MutexGuard::unlocked(&mut state, || {
                 // SAFETY: each request's thread is blocked until its outcome
                 // is in (below); none is used after `write` returns.
@@ -160,8 +142,6 @@ impl<O> GroupQueue<O> {
             });
             state.commits += 1;
             state.writes += tickets.len() as u64;
-            state.last_group = tickets.len();
-            state.last_commit = started.elapsed();
             state.outcomes.extend(tickets.into_iter().zip(outcomes));
             state.leading = false;
             // Only the threads with an outcome, and the first still queued
@@ -205,6 +185,7 @@ fn take_group<R>(queued: &mut Vec<Queued>, joins: &impl Fn(&R, &R) -> bool) -> V
 mod tests {
     use super::*;
     use std::sync::Arc;
+    use std::time::Duration;
 
     #[test]
     fn each_request_gets_its_own_outcome_and_groups_form_under_load() {
