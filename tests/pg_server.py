@@ -97,6 +97,20 @@ def drop_tables(names: List[str]) -> None:
             conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
+def drop_application_tables(applications: List[str]) -> None:
+    """The tables of these applications, and the leases table, where
+    workers of any system on this database (a benchmark's, another test's)
+    keep their leases and the number of segments they ran followers in."""
+    drop_tables(
+        [
+            f"{name.lower()}_{kind}"
+            for name in applications
+            for kind in ("events", "snapshots", "tracking")
+        ]
+        + ["eventsourcing_leases"]
+    )
+
+
 class PostgresStore:
     """Recorders on tables of their own, with names no other test uses
     (so tests may run side by side on one database), dropped by close()."""

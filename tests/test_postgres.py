@@ -752,9 +752,7 @@ def postgres_env(server: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[List
         monkeypatch.setenv(f"POSTGRES_{key.upper()}", settings[key])
     names: List[str] = []
     yield names
-    pg_server.drop_tables(
-        [f"{name.lower()}_{kind}" for name in names for kind in ("events", "snapshots", "tracking")]
-    )
+    pg_server.drop_application_tables(names)
 
 
 def test_application_saves_snapshots_and_reads_its_log(
@@ -833,9 +831,7 @@ def test_the_store_works_without_psycopg(server: None) -> None:
     from pathlib import Path
 
     root = str(Path(__file__).resolve().parent.parent)
-    pg_server.drop_tables(
-        [f"{a}_{k}" for a in ("orders", "reservations", "payments") for k in ("events", "tracking")]
-    )
+    pg_server.drop_application_tables(["orders", "reservations", "payments"])
     env = {**os.environ, **pg_server.application_env()}
     done = subprocess.run(
         [sys.executable, "-c", WITHOUT_PSYCOPG.format(root=root)],

@@ -110,6 +110,7 @@ def test_a_system_carries_on_across_a_server_restart_exactly_once(
         for name in ("orders", "reservations", "payments"):
             for kind in ("events", "tracking"):
                 admin.execute(f"DROP TABLE IF EXISTS {name}_{kind}")
+        admin.execute("DROP TABLE IF EXISTS eventsourcing_leases")
     runner = SingleThreadedRunner(System(pipes=PIPES))
     runner.start()
     orders = runner.get(Orders)

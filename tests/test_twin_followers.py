@@ -48,9 +48,9 @@ def postgres_env() -> Dict[str, str]:
 
 
 def drop_postgres_tables() -> None:
-    from .pg_server import drop_tables
+    from .pg_server import drop_application_tables
 
-    drop_tables([f"{name.lower()}_{kind}" for name in APP_NAMES for kind in ("events", "tracking")])
+    drop_application_tables(list(APP_NAMES))
 
 
 @contextmanager
