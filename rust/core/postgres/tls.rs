@@ -113,19 +113,19 @@ impl Tls {
                 }
             }
         };
-        let verifier: Arc<dyn ServerCertVerifier> = match roots {
-            None => Arc::new(AnyCertificate(provider.clone())),
-            Some(roots) => {
-                let chain =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                        .build()
-                        .map_err(|e| format!("cannot use the root certificates: {e}"))?;
-                if mode == SslMode::VerifyFull {
-                    chain
-                } else {
-                    Arc::new(SignedByRoot(chain))
-                }
-            }
+        let chain = roots
+            .map(|roots| {
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| format!("cannot use the root certificates: {e}"))
+            })
+            .transpose()?;
+        let verifier: Arc<dyn ServerCertVerifier> = match chain {
+            Some(chain) if mode == SslMode::VerifyFull => chain,
+            chain => Arc::new(NameNotChecked {
+                provider: provider.clone(),
+                chain,
+            }),
         };
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -222,63 +222,19 @@ fn load_roots(source: &str) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// `require` without roots: encrypted, the certificate taken as it is, but
-/// the handshake's signatures still checked (so the session is with the
-/// holder of the certificate's key).
+/// Every mode but `verify-full`: the handshake's signatures are checked
+/// (so the session is with the holder of the certificate's key), and, with
+/// roots (`verify-ca`, or `require` given roots), the chain must lead to
+/// one of them; the name the certificate was issued for is not compared
+/// with the host. Without roots (`require`, `prefer`), the certificate is
+/// taken as it is.
 #[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct NameNotChecked {
+    provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-/// `verify-ca`: the chain must lead to a trusted root; the name it was
-/// issued for is not compared with the host.
-#[derive(Debug)]
-struct SignedByRoot(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for SignedByRoot {
+impl ServerCertVerifier for NameNotChecked {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -287,10 +243,10 @@ impl ServerCertVerifier for SignedByRoot {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -304,7 +260,8 @@ impl ServerCertVerifier for SignedByRoot {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        verify_tls12_signature(message, cert, dss, algorithms)
     }
 
     fn verify_tls13_signature(
@@ -313,11 +270,14 @@ impl ServerCertVerifier for SignedByRoot {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let algorithms = &self.provider.signature_verification_algorithms;
+        verify_tls13_signature(message, cert, dss, algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
