@@ -39,14 +39,13 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 from uuid import UUID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,11 +64,11 @@ from benches.segment_workload import (  # noqa: E402
     Reservations,
     burn,
 )
+from tests.process_harness import WorkerProcess  # noqa: E402
 
 TARGET = "benches.segment_workload:system"
 FOLLOWER = "Reservations"
 LEADER = "Orders"
-WORKER_COMMAND = str(Path(sys.executable).parent / "eventsourcing-rs")
 # Short leases and polls, so that workers share the segments within a
 # second or two of starting rather than after the default ten.
 FAST = {"WORKER_LEASE_SECONDS": "1", "WORKER_POLL_SECONDS": "0.2"}
@@ -133,55 +132,19 @@ def store_env(store: str, directory: Path) -> Dict[str, str]:
 # --- workers ----------------------------------------------------------
 
 
-class WorkerProcess:
-    """An ``eventsourcing-rs worker`` command for the follower, its stderr
-    kept in a log file."""
+class BenchWorker(WorkerProcess):
+    """An ``eventsourcing-rs worker`` command for the follower (see
+    tests/process_harness.py), remembering where its log stood when the
+    clock started."""
 
-    def __init__(self, env: Dict[str, str], log_path: Path):
-        self.log_path = log_path
-        self._log: IO[bytes] = open(log_path, "wb")  # noqa: SIM115 - closed in wait()
-        self.process = subprocess.Popen(
-            [WORKER_COMMAND, "worker", TARGET, FOLLOWER],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-        )
-        # Where the log stood when the clock started (see mark()).
+    def __init__(self, env: Dict[str, str], log_dir: Path):
+        super().__init__(env, FOLLOWER, log_dir, target=TARGET)
         self.marked = 0
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def started(self) -> bool:
-        return "starting:" in self.log()
 
     def mark(self) -> None:
         """Notes where the log is now: what the start-up logged (segments
         handed over to workers that joined) is not news."""
         self.marked = len(self.log())
-
-    def terminate(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-
-    def wait(self, timeout: float = 60.0) -> int:
-        """The exit code; a worker that does not stop in time is killed
-        (and its code is the kill's)."""
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
-        finally:
-            self._log.close()
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
@@ -216,9 +179,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, pause: 
         time.sleep(pause)
 
 
-def wait_for_balance(
-    book: LeaseBook, workers: List[WorkerProcess], segments: int
-) -> Dict[int, int]:
+def wait_for_balance(book: LeaseBook, workers: List[BenchWorker], segments: int) -> Dict[int, int]:
     """Waits for the workers to start and share the segments fairly; the
     holders then. Fails if a worker exits or they do not settle in time."""
 
@@ -239,14 +200,18 @@ def wait_for_balance(
     return holders(book, segments)
 
 
-def stop_workers(workers: List[WorkerProcess]) -> List[str]:
+def stop_workers(workers: List[BenchWorker]) -> List[str]:
     """SIGTERM to all (they stop in parallel), then the problems: each
     worker that did not exit 0, with its log's tail."""
     for worker in workers:
-        worker.terminate()
+        worker.signal(signal.SIGTERM)
     problems = []
     for worker in workers:
-        code = worker.wait()
+        try:
+            code = worker.wait(60)
+        except AssertionError as error:  # killed: it did not stop in time
+            problems.append(str(error))
+            continue
         if code != 0:
             problems.append(
                 f"worker {worker.pid} exited {code}; the end of {worker.log_path}:\n"
@@ -255,7 +220,7 @@ def stop_workers(workers: List[WorkerProcess]) -> List[str]:
     return problems
 
 
-def log_notes(workers: List[WorkerProcess]) -> List[str]:
+def log_notes(workers: List[BenchWorker]) -> List[str]:
     """Lines of the workers' logs, since the clock started, worth a look
     (see LOG_NOTES)."""
     notes = []
@@ -356,7 +321,7 @@ def run_configuration(
     book.create_table()
     batches = prepare_orders(orders)
     started = time.perf_counter()
-    running = [WorkerProcess(env, directory / f"worker-{n}.log") for n in range(workers)]
+    running = [BenchWorker(env, directory) for _ in range(workers)]
     try:
         before = wait_for_balance(book, running, segments)
         result.balancing = time.perf_counter() - started

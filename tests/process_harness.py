@@ -140,14 +140,22 @@ def wait_caught_up(env: Dict[str, str], orders: int, timeout: float) -> Outcome:
 
 
 class WorkerProcess:
-    """An ``eventsourcing-rs worker`` command, started as a user would."""
+    """An ``eventsourcing-rs worker`` command, started as a user would, for
+    application ``app`` of the system ``target`` names; its stderr is kept
+    in a file of ``log_dir``."""
 
-    def __init__(self, env: Dict[str, str], app: str, log_dir: Path):
+    def __init__(
+        self,
+        env: Dict[str, str],
+        app: str,
+        log_dir: Path,
+        target: str = "tests.process_system:system",
+    ):
         self.app = app
         self.log_path = log_dir / f"worker-{app}-{time.monotonic_ns()}.log"
         self._log: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait()
         self.process = subprocess.Popen(
-            [WORKER_COMMAND, "worker", "tests.process_system:system", app],
+            [WORKER_COMMAND, "worker", target, app],
             cwd=ROOT,
             env={**os.environ, **env},
             stdin=subprocess.DEVNULL,
@@ -160,8 +168,12 @@ class WorkerProcess:
         return self.process.pid
 
     def log(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
+
+    def started(self) -> bool:
+        return "starting:" in self.log()
 
     def signal(self, signum: int) -> None:
         if self.process.poll() is None:
@@ -172,7 +184,7 @@ class WorkerProcess:
         before the interpreter is up ends it by the default action), then
         the exit status."""
         deadline = time.monotonic() + timeout
-        while "starting:" not in self.log() and self.process.poll() is None:
+        while not self.started() and self.process.poll() is None:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.05)

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import IO, Dict, List
+from typing import Dict, List
 from uuid import UUID, uuid4
 
 import pytest
@@ -26,7 +26,7 @@ from eventsourcing_rs.segments import (
 )
 
 from . import pg_server
-from .process_harness import ROOT, WORKER_COMMAND
+from .process_harness import ROOT, WORKER_COMMAND, WorkerProcess
 from .segment_system import Orders, Reservation, Reservations
 
 pytestmark = pytest.mark.processes
@@ -137,41 +137,9 @@ def test_changing_the_number_of_segments_needs_level_positions(kind: str, tmp_pa
     assert book.recorded_segments("Reservations") == 3
 
 
-class Worker:
-    def __init__(self, env: Dict[str, str], log_dir: Path):
-        self.log_path = log_dir / f"worker-{time.monotonic_ns()}.log"
-        self._log: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait()
-        self.process = subprocess.Popen(
-            [WORKER_COMMAND, "worker", TARGET, "Reservations"],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-        )
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def started(self) -> bool:
-        return "starting:" in self.log()
-
-    def stop(self) -> int:
-        deadline = time.monotonic() + 30
-        while not self.started() and self.process.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        finally:
-            self._log.close()
+def worker(env: Dict[str, str], log_dir: Path) -> WorkerProcess:
+    """An ``eventsourcing-rs worker`` command for Reservations."""
+    return WorkerProcess(env, "Reservations", log_dir, target=TARGET)
 
 
 def holders(env: Dict[str, str]) -> Dict[int, int]:
@@ -227,7 +195,7 @@ def test_workers_share_segments_rebalance_and_survive_a_sigkill(kind: str, tmp_p
             with lock:
                 placed.append(order_id)
 
-    workers = [Worker(env, tmp_path), Worker(env, tmp_path)]
+    workers = [worker(env, tmp_path), worker(env, tmp_path)]
     try:
         # The first to start may take every segment before the other is
         # seen; it then hands some over.
@@ -240,7 +208,7 @@ def test_workers_share_segments_rebalance_and_survive_a_sigkill(kind: str, tmp_p
         feeder.start()
         time.sleep(2.0)
         # A third joins: it takes its share, the others hand theirs over.
-        workers.append(Worker(env, tmp_path))
+        workers.append(worker(env, tmp_path))
         third = workers[-1].process.pid
         wait_for(
             lambda: len(holders(env)) == 4 and len(set(holders(env).values())) == 3,
@@ -345,7 +313,7 @@ def test_workers_park_a_poison_event_and_the_command_line_retries_it(tmp_path: P
     ids = [orders.place(n) for n in range(40)]
     orders.confirm(ids[3])
     worker_env = {**env, "DEAD_LETTER_ATTEMPTS": "2", "TEST_POISON_NUMBER": "3"}
-    workers = [Worker(worker_env, tmp_path), Worker(worker_env, tmp_path)]
+    workers = [worker(worker_env, tmp_path), worker(worker_env, tmp_path)]
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
