@@ -27,8 +27,9 @@ REFERENCE = "eventsourcing==9.1.0"
 REFERENCE_POSTGRES = "psycopg2-binary>=2.9,<2.10"
 
 # (label, workload, store, runner, count). Counts are set so that this
-# project's side of each in-memory row runs for a few tenths of a second:
-# shorter runs measured mostly the machine's noise.
+# project's side of each row runs for a few tenths of a second at least:
+# shorter runs measured mostly the machine's noise (and, on PostgreSQL,
+# the first use of each connection and statement).
 ROWS: List[Tuple[str, str, str, str, int]] = [
     ("pipeline, single-threaded, in memory", "pipeline", "memory", "single", 20000),
     (
@@ -62,8 +63,8 @@ ROWS: List[Tuple[str, str, str, str, int]] = [
     ("repository.get, SQLite files", "repository-get", "sqlite-file", "single", 5000),
     ("Application.save, in memory", "save", "memory", "single", 50000),
     ("Application.save, SQLite files", "save", "sqlite-file", "single", 2000),
-    ("pipeline, single-threaded, PostgreSQL", "pipeline", "postgres", "single", 1000),
-    ("pipeline, multi-threaded, PostgreSQL", "pipeline", "postgres", "multi", 1000),
+    ("pipeline, single-threaded, PostgreSQL", "pipeline", "postgres", "single", 4000),
+    ("pipeline, multi-threaded, PostgreSQL", "pipeline", "postgres", "multi", 4000),
     ("catch-up 20k, PostgreSQL", "catch-up", "postgres", "single", 20000),
     ("reader, PostgreSQL", "reader", "postgres", "single", 50000),
     ("repository.get, PostgreSQL", "repository-get", "postgres", "single", 3000),

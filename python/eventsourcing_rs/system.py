@@ -1000,9 +1000,11 @@ class MultiThreadedRunnerThread(Promptable, Thread):
     # How long a wait lasts before the thread looks at ``is_stopping``;
     # stopping also wakes the queue, so this only bounds a missed wake-up.
     POLL_INTERVAL = 1.0
-    # The longest a prompted follower waits for more before pulling (see
-    # _loop): its added latency is at most this.
-    MAX_LINGER = 0.001
+    # How long a follower that is behind waits for more before pulling, as
+    # a multiple of its last pull's time, and at most (see _loop). One
+    # prompted while idle pulls at once.
+    LINGER_FACTOR = 6.0
+    MAX_LINGER = 0.005
 
     def __init__(
         self,
@@ -1050,20 +1052,27 @@ class MultiThreadedRunnerThread(Promptable, Thread):
         name = ""
         try:
             while not self.is_stopping.is_set():
+                # Prompted during the last pull: the leaders are writing
+                # faster than this follower commits.
+                behind = bool(self._prompts.pending)
                 names = self._prompts.wait(self.POLL_INTERVAL)
                 if names is None or self.is_stopping.is_set():
                     return
-                if self._linger:
+                if behind and self._linger:
                     # Gathering: a leader saving one event at a time would
-                    # otherwise have this follower commit once per event,
-                    # each commit a sync competing with the leader's own.
-                    # Waiting as long as the last pull took (never more
-                    # than MAX_LINGER) lets more arrive for one commit.
+                    # otherwise have this follower commit every few events,
+                    # each commit a sync (or a round trip) competing with
+                    # the leader's own. Waiting a few times as long as the
+                    # last pull took (never more than MAX_LINGER) lets more
+                    # arrive for one commit. Latency is added only under
+                    # load: a follower prompted while idle pulls at once.
                     self.is_stopping.wait(self._linger)
                 for name in names:
                     started = time.perf_counter()
                     self.app.pull_and_process(name)
-                    self._linger = min(time.perf_counter() - started, self.MAX_LINGER)
+                    self._linger = min(
+                        self.LINGER_FACTOR * (time.perf_counter() - started), self.MAX_LINGER
+                    )
         except BaseException as error:
             self.error = _processing_error(self.app, name, error)
             self.has_errored.set()
