@@ -21,6 +21,7 @@ from eventsourcing_rs.cipher import AESCipher
 from eventsourcing_rs.domain import Aggregate, Snapshot, event
 from eventsourcing_rs.persistence import (
     Notification,
+    StoredEvent,
     Transcoder,
     Transcoding,
 )
@@ -235,6 +236,33 @@ def test_snapshot_at_a_version() -> None:
     assert snapshot.originator_version == 2
     assert app.repository.get(account.id).balance == Decimal("6")
     assert app.repository.get(account.id, version=2).balance == Decimal("1")
+
+
+def test_a_snapshot_stored_by_the_reference_library_is_read() -> None:
+    # 9.1 stores its snapshots under the topic of its own Snapshot class.
+    app = Bank(env={"IS_SNAPSHOTTING_ENABLED": "y"})
+    account = open_account(app, credits=3)
+    app.take_snapshot(account.id)
+    assert app.snapshots is not None
+    recorder = app.snapshots.recorder
+    (ours,) = recorder.select_events(account.id)
+    assert ours.topic == "eventsourcing_rs.domain:Snapshot"
+    theirs = Bank(env={"IS_SNAPSHOTTING_ENABLED": "y"})
+    theirs.recorder.insert_events(app.recorder.select_events(account.id))
+    assert theirs.snapshots is not None
+    theirs.snapshots.recorder.insert_events(
+        [
+            StoredEvent(
+                originator_id=ours.originator_id,
+                originator_version=ours.originator_version,
+                topic="eventsourcing.domain:Snapshot",
+                state=ours.state,
+            )
+        ]
+    )
+    calls = spy_on_event_store_get(theirs)
+    assert theirs.repository.get(account.id).balance == account.balance
+    assert calls[-1]["gt"] == ours.originator_version
 
 
 def test_snapshotting_enabled_by_class_attribute() -> None:

@@ -96,6 +96,26 @@ def test_unresolvable_topic_is_not_cached() -> None:
     assert topic not in utils._objs_cache
 
 
+@pytest.mark.parametrize(
+    "topic, expected",
+    [
+        ("eventsourcing.domain:Snapshot", "eventsourcing_rs.domain:Snapshot"),
+        ("eventsourcing.cipher:AESCipher", "eventsourcing_rs.cipher:AESCipher"),
+        ("eventsourcing.sqlite:Factory", "eventsourcing_rs.sqlite:Factory"),
+    ],
+)
+def test_the_reference_librarys_topics_name_this_librarys_classes(
+    topic: str, expected: str
+) -> None:
+    # As 9.1 stores its snapshots, and names its classes in settings.
+    assert resolve_topic(topic) is resolve_topic(expected)
+
+
+def test_other_modules_of_the_reference_name_are_not_renamed() -> None:
+    with pytest.raises(ModuleNotFoundError):
+        resolve_topic("eventsourcing.no_such_module:Thing")
+
+
 def test_get_module_imports_once() -> None:
     module = get_module("json")
     assert module is sys.modules["json"]

@@ -53,7 +53,9 @@ def resolve_topic(topic: str) -> Any:
     Resolved objects are cached, so a topic is imported and looked up only
     once. If the module can't be imported a :class:`ModuleNotFoundError` is
     raised, and if the module has no such attribute an :class:`AttributeError`
-    is raised; in both cases the message names the topic.
+    is raised; in both cases the message names the topic. A topic naming
+    one of the reference library's modules (``eventsourcing.domain:Snapshot``,
+    as 9.1 stores its snapshots) names the same module of this library.
     """
     try:
         return _objs_cache[topic]
@@ -62,6 +64,9 @@ def resolve_topic(topic: str) -> Any:
     module_name, _, attr_path = topic.partition(":")
     if not module_name:
         raise ModuleNotFoundError(f"Failed to resolve topic {topic!r}: it names no module")
+    # What 9.1 wrote naming its own classes (a snapshot's topic, a cipher
+    # or factory named in the environment) names this library's.
+    module_name = _REFERENCE_MODULES.get(module_name, module_name)
     try:
         module = get_module(module_name)
     except ModuleNotFoundError as e:
@@ -76,6 +81,27 @@ def resolve_topic(topic: str) -> Any:
         ) from e
     _objs_cache[topic] = obj
     return obj
+
+
+# The reference library's modules whose public names this library offers
+# under its own package.
+_REFERENCE_MODULES = {
+    f"eventsourcing.{name}": f"eventsourcing_rs.{name}"
+    for name in (
+        "application",
+        "cipher",
+        "compressor",
+        "dispatch",
+        "domain",
+        "interface",
+        "persistence",
+        "popo",
+        "postgres",
+        "sqlite",
+        "system",
+        "utils",
+    )
+}
 
 
 def get_module(module_name: str) -> ModuleType:
