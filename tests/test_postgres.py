@@ -25,6 +25,7 @@ from eventsourcing_rs.persistence import (  # noqa: E402
     InfrastructureFactory,
     IntegrityError,
     InterfaceError,
+    InvalidSetting,
     OperationalError,
     PersistenceError,
     ProgrammingError,
@@ -171,6 +172,14 @@ class TestFactory:
             "If set, a float or empty string is expected: 'soon'"
         )
 
+    @pytest.mark.parametrize(
+        "port", ["0", "65536", "54x2", "-1", "\uff15\uff14\uff13\uff12", "\u00b2"]
+    )
+    def test_a_port_that_is_no_port_is_named(self, port: str) -> None:
+        # Digits of other scripts included: the server's port is ASCII.
+        with pytest.raises(InvalidSetting, match="POSTGRES_PORT.*not a port number"):
+            Factory("App", {**BASE_ENV, "POSTGRES_PORT": port})
+
     def test_table_names_follow_the_application(self) -> None:
         factory = Factory("BankAccounts", BASE_ENV)
         events = factory.application_recorder()
@@ -206,6 +215,13 @@ class TestFactory:
     def test_refuses_table_names_that_are_not_plain_names(self, name: str) -> None:
         datastore = PostgresDatastore("db", "host", "5432", "user", "secret")
         with pytest.raises(ValueError, match="table name"):
+            PostgresApplicationRecorder(datastore, name)
+
+    @pytest.mark.parametrize("name", ["\u00fc" * 32, "s.\u00fc" + "a" * 62])
+    def test_refuses_names_postgresql_would_cut_short(self, name: str) -> None:
+        # 63 bytes at most: "\u00fc" * 32 is 32 characters but 64 bytes.
+        datastore = PostgresDatastore("db", "host", "5432", "user", "secret")
+        with pytest.raises(ValueError, match="63 bytes"):
             PostgresApplicationRecorder(datastore, name)
 
     def test_unreachable_server_is_an_interface_error(self) -> None:
@@ -313,6 +329,27 @@ class TestRecorders:
             with pytest.raises(ProgrammingError, match=table):
                 call()
         datastore.close_all_connections()
+
+    def test_a_table_of_the_longest_name_has_its_own_notification_index(self, server: None) -> None:
+        # 9.1's index name for it would be cut to the table's own name.
+        table = ("esrs_" + uuid4().hex + "x" * 63)[:63]
+        try:
+            recorder = PostgresApplicationRecorder(pg_server.datastore(), table)
+            recorder.create_table()
+            with pg_server.connect() as admin:
+                rows = admin.execute(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s",
+                    [table],
+                ).fetchall()
+            assert any(
+                "UNIQUE" in definition
+                and "(notification_id)" in definition
+                and name != table
+                and len(name.encode()) <= 63
+                for name, definition in rows
+            ), rows
+        finally:
+            pg_server.drop_tables([table])
 
     def test_out_of_range_values_are_data_errors(self, store: pg_server.PostgresStore) -> None:
         recorder = store.application_recorder()

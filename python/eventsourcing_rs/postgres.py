@@ -13,6 +13,7 @@ Connections opened before a ``fork()`` are left to the parent process.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -72,13 +73,38 @@ _PREPARED_BATCH_MAX = 16
 _SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
+# PostgreSQL's longest name, in bytes (NAMEDATALEN - 1): a longer one is
+# cut silently, so two long names could name one table.
+_MAX_NAME_BYTES = 63
+
+
 def _check_table_name(name: str) -> str:
     if not isinstance(name, str) or not _TABLE_NAME.fullmatch(name):
         raise ValueError(
             f"Invalid PostgreSQL table name {name!r}: expected a name of letters, "
             "digits and underscores (optionally 'schema.table')"
         )
+    for part in name.split("."):
+        if len(part.encode("utf-8")) > _MAX_NAME_BYTES:
+            raise ValueError(
+                f"Invalid PostgreSQL table name {name!r}: {part!r} is longer than "
+                f"PostgreSQL's {_MAX_NAME_BYTES} bytes (as UTF-8), and would be cut "
+                "short, perhaps to another table's name"
+            )
     return name
+
+
+def _index_name(table_name: str, suffix: str) -> str:
+    """The name of an index of ``table_name``: 9.1's (the table's name and
+    ``suffix``) where that fits PostgreSQL's names; else, rather than let
+    the server cut it (to the table's own name, even), as much of it as
+    fits with a digest of the whole."""
+    name = _unqualified(table_name) + suffix
+    if len(name.encode("utf-8")) <= _MAX_NAME_BYTES:
+        return name
+    digest = "_" + hashlib.md5(name.encode("utf-8")).hexdigest()[:12]
+    head = name.encode("utf-8")[: _MAX_NAME_BYTES - len(digest)]
+    return head.decode("utf-8", errors="ignore") + digest
 
 
 def _unqualified(table_name: str) -> str:
@@ -539,7 +565,7 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         self._last_committed: Tuple[Sequence[int], Sequence[StoredEvent]] = ((), ())
 
     def construct_create_table_statements(self) -> List[str]:
-        index_name = _unqualified(self.events_table_name) + "_notification_id_idx"
+        index_name = _index_name(self.events_table_name, "_notification_id_idx")
         return [
             f"CREATE TABLE IF NOT EXISTS {self.events_table_name} ("
             "originator_id uuid NOT NULL, "
@@ -982,7 +1008,7 @@ class Factory(InfrastructureFactory):
         dbname = self._required(self.POSTGRES_DBNAME, "database name")
         host = self._required(self.POSTGRES_HOST, "host")
         port = (self.getenv(self.POSTGRES_PORT) or "5432").strip()
-        if not (port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536):
+        if not (port.isascii() and port.isdigit() and len(port) <= 5 and 0 < int(port) < 65536):
             raise InvalidSetting(
                 f"{self._variable(self.POSTGRES_PORT)}={port!r} is not a port number (1 to 65535)"
             )
