@@ -150,6 +150,35 @@ class TestSingleThreadedRunnerErrors:
         assert runner.is_prompting is False
         assert runner.prompts_received == []
 
+    def test_a_retry_failing_again_at_the_same_notification_is_not_raised_again(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # As 9.1's runner, whose followers stop at their first error, lets
+        # later saves return: a caller is not handed an error it did not
+        # cause (its own events are recorded either way).
+        runner = SingleThreadedRunner(System(pipes=PIPES))
+        runner.start()
+        orders = runner.get(Orders)
+        payments = runner.get(Payments)
+        Payments.failing = {0}
+        with pytest.raises(PolicyFailure):
+            orders.place(0)
+        with caplog.at_level("WARNING", logger="eventsourcing_rs"):
+            orders.place(1)
+        assert "Payments processing notification 1 from Reservations" in caplog.text
+        assert orders.recorder.max_notification_id() == 2
+        assert numbers(payments) == []
+        # Still retried on each prompt: once the cause is gone, it catches up.
+        Payments.failing = set()
+        orders.place(2)
+        assert numbers(payments) == [0, 1, 2]
+        # A failure at another notification is raised.
+        Payments.failing = {3}
+        with pytest.raises(PolicyFailure) as info:
+            orders.place(3)
+        assert getattr(info.value, "notification_id") == 4
+        runner.stop()
+
     def test_other_followers_still_process_when_one_fails(self) -> None:
         runner = SingleThreadedRunner(System(pipes=[[Orders, Reservations], [Orders, Payments]]))
         runner.start()

@@ -839,7 +839,11 @@ class SingleThreadedRunner(Runner, Promptable):
     reference), with attributes and a note naming the application, leader
     and notification, after the other followers have had their turn; the
     runner stays usable, and the next prompt retries whatever the failed
-    follower has not yet processed.
+    follower has not yet processed. A retry that fails again at the same
+    notification is logged rather than raised: as with 9.1's runner, whose
+    followers stop at their first error, a later save that prompts them
+    returns normally (its own events are recorded), rather than raising an
+    error it did not cause.
     """
 
     def __init__(self, system: System):
@@ -850,9 +854,12 @@ class SingleThreadedRunner(Runner, Promptable):
         # Each leader's followers, in the system's order (looked up once
         # here, not on every prompt).
         self._followers_of: Dict[str, List[Follower]] = {}
+        # Where each (follower, leader) last failed, as raised to a caller.
+        self._failed_at: Dict[Tuple[str, str], int] = {}
 
     def start(self) -> None:
         super().start()
+        self._failed_at.clear()
         for name in self.system.followers:
             self.apps[name] = self.system.follower_cls(name)()
             _refuse_if_run_in_segments(cast(Follower, self.apps[name]))
@@ -891,7 +898,25 @@ class SingleThreadedRunner(Runner, Promptable):
             _core.drain_prompts(self, errors, _processing_error, _PULL_AND_PROCESS)
         finally:
             self.is_prompting = False
-        _raise_first(errors)
+        if errors:
+            _raise_first(self._not_raised_before(errors))
+
+    def _not_raised_before(self, errors: List[Exception]) -> List[Exception]:
+        """The errors a caller has not seen yet: one at the notification a
+        follower last failed at, from the same leader, is a retry failing
+        again, and is logged instead."""
+        new = []
+        for error in errors:
+            notification_id = getattr(error, "notification_id", None)
+            key = (getattr(error, "application_name", None), getattr(error, "leader_name", None))
+            if isinstance(error, ProcessingError) or not isinstance(notification_id, int):
+                new.append(error)
+            elif self._failed_at.get(key) == notification_id:  # type: ignore[arg-type]
+                _log.warning("%s failed again: %r", _where(error), error)
+            else:
+                self._failed_at[key] = notification_id  # type: ignore[index]
+                new.append(error)
+        return new
 
     def stop(self) -> None:
         self.apps.clear()
