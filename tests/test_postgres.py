@@ -602,8 +602,9 @@ class TestConcurrency:
 
 
 class TestReadsOfTheLastBatch:
-    """A read of the ids a recorder's own last insert committed is answered
-    from that insert (as a follower prompted by it reads them)."""
+    """A follower's read of the ids a recorder's own last insert committed
+    is answered from that insert (as a follower prompted by it reads them);
+    other readers' reads always go to the table."""
 
     @staticmethod
     def fields(notifications: Any) -> List[Tuple[Any, ...]]:
@@ -621,7 +622,7 @@ class TestReadsOfTheLastBatch:
         # Nothing was committed after the batch: every answer is the table's.
         for start in range(0, 8):
             for limit in range(0, 7):
-                got = self.fields(recorder.select_notifications(start, limit))
+                got = self.fields(recorder._select_for_followers(start, limit))
                 assert got == self.fields(other.select_notifications(start, limit)), (start, limit)
 
     def test_they_need_no_round_trip(self, store: pg_server.PostgresStore) -> None:
@@ -631,9 +632,11 @@ class TestReadsOfTheLastBatch:
         with pg_server.connect() as admin:
             admin.execute(f"DROP TABLE {recorder.events_table_name}")
         # Only a read outside the batch goes to the (now missing) table.
-        assert [n.id for n in recorder.select_notifications(1, 10)] == [1, 2]
+        assert [n.id for n in recorder._select_for_followers(1, 10)] == [1, 2]
         with pytest.raises(ProgrammingError):
-            recorder.select_notifications(3, 10)
+            recorder._select_for_followers(3, 10)
+        with pytest.raises(ProgrammingError):
+            recorder.select_notifications(1, 10)
 
     def test_another_writers_commits_are_read_from_the_table(
         self, store: pg_server.PostgresStore
@@ -646,7 +649,7 @@ class TestReadsOfTheLastBatch:
         # A reader tailing the log from the batch gets everything, in order.
         seen: List[int] = []
         while True:
-            page = recorder.select_notifications(seen[-1] + 1 if seen else 2, 10)
+            page = recorder._select_for_followers(seen[-1] + 1 if seen else 2, 10)
             if not page:
                 break
             seen.extend(n.id for n in page)
@@ -656,7 +659,37 @@ class TestReadsOfTheLastBatch:
         more = recorder.insert_events([event(uuid4(), 1) for _ in range(3)])
         assert more == [6, 7, 8]
         recorder._last_committed = ([6, 8], recorder._last_committed[1][::2])
-        assert [n.id for n in recorder.select_notifications(6, 10)] == [6, 7, 8]
+        assert [n.id for n in recorder._select_for_followers(6, 10)] == [6, 7, 8]
+
+    def test_other_readers_get_the_whole_answer(self, store: pg_server.PostgresStore) -> None:
+        # Two instances of one application (two processes, say).
+        one = store.application_recorder()
+        two = PostgresApplicationRecorder(pg_server.datastore(), one.events_table_name)
+        one.insert_events([event(uuid4(), 1)])
+        two.insert_events([event(uuid4(), 1) for _ in range(5)])
+        assert [n.id for n in one.select_notifications(1, 100)] == [1, 2, 3, 4, 5, 6]
+        assert [n.id for n in one._select_for_followers(1, 100)] == [1]
+
+    def test_a_follower_reads_through_it_and_a_log_does_not(
+        self, store: pg_server.PostgresStore
+    ) -> None:
+        from eventsourcing_rs import shortcuts
+        from eventsourcing_rs.application import LocalNotificationLog
+
+        follower = store.process_recorder()
+        leader = store.application_recorder()
+        log = LocalNotificationLog(leader, section_size=10)
+        _, select, _ = shortcuts.follower_calls(follower, None, log, LocalNotificationLog)
+        assert select == leader._select_for_followers
+
+        class Subclassed(PostgresApplicationRecorder):
+            def select_notifications(self, start: int, limit: int) -> List[Any]:
+                return super().select_notifications(start, limit)
+
+        custom = Subclassed(pg_server.datastore(), leader.events_table_name)
+        log = LocalNotificationLog(custom, section_size=10)
+        _, select, _ = shortcuts.follower_calls(follower, None, log, LocalNotificationLog)
+        assert select == custom.select_notifications
 
 
 class TestNotify:

@@ -724,18 +724,29 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         )
 
     def select_notifications(self, start: int, limit: int) -> List[Notification]:
-        """Returns up to ``limit`` notifications with ids from ``start``.
+        """Returns up to ``limit`` notifications with ids from ``start``."""
+        return self.datastore.native.select_notifications(
+            self.select_notifications_statement,
+            [start, limit],
+            f"Selecting notifications from table '{self.events_table_name}' failed",
+        )
 
-        A follower in this process prompted by this recorder's last insert
-        (as every runner's followers are) asks for the ids that insert
-        committed: they are answered from it, without a round trip. The
-        answer is what the table would give at that moment, or a prefix of
-        it: the batch's ids were committed together, run without a gap
+    def _select_for_followers(self, start: int, limit: int) -> List[Notification]:
+        """:meth:`select_notifications` for a follower's pull in this
+        process (see ``shortcuts.follower_calls``), which, prompted by this
+        recorder's last insert, asks for the ids that insert committed:
+        they are answered from it, without a round trip.
+
+        The answer is what the table would give at that moment, or a prefix
+        of it: the batch's ids were committed together, run without a gap
         (one transaction under the table lock), and rows are never changed
-        once written; notifications committed after the batch come with the
-        next read, which starts past it and so goes to the database."""
+        once written. Notifications another writer committed after the
+        batch are read by the follower's next pull, which starts past it
+        (a short page ends a pull; the next prompt or poll starts one).
+        Other readers are given the whole answer by
+        :meth:`select_notifications`."""
         ids, events = self._last_committed
-        if ids and ids[0] <= start <= ids[-1] and ids[-1] - ids[0] == len(ids) - 1:
+        if ids and ids[0] <= start <= ids[-1] and ids[-1] - ids[0] == len(ids) - 1 and limit > 0:
             first = start - ids[0]
             return [
                 Notification(
@@ -745,13 +756,13 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
                     topic=events[i].topic,
                     state=events[i].state,
                 )
-                for i in range(first, min(len(ids), first + max(limit, 0)))
+                for i in range(first, min(len(ids), first + limit))
             ]
-        return self.datastore.native.select_notifications(
-            self.select_notifications_statement,
-            [start, limit],
-            f"Selecting notifications from table '{self.events_table_name}' failed",
-        )
+        return self.select_notifications(start, limit)
+
+    # While a class's select_notifications is this one, a follower's pull
+    # reads through _select_for_followers (see shortcuts.follower_calls).
+    _select_for_followers_stands_for = select_notifications
 
     def select_segment(
         self, start: int, scan: int, index: int, count: int

@@ -83,8 +83,10 @@ def follower_calls(
       when the recorder's is the stock one, else the recorder's own;
     - ``select_notifications(start, limit)`` of the recorder behind a
       stock local notification log (of exactly ``local_log_type``), Rust
-      or the recorder's own likewise; None for any other log, or one whose
-      ``select`` is set on the instance;
+      or the recorder's own likewise (a stock PostgreSQL recorder's read
+      for followers, which answers from its last insert where it can);
+      None for any other log, or one whose ``select`` is set on the
+      instance;
     - the Rust ``insert_events(stored_events, tracking)`` that a stock
       ``event_store.put`` ends in; None when the store or its recorder is
       customised.
@@ -110,12 +112,15 @@ def follower_calls(
     if type(log) is local_log_type and "select" not in getattr(log, "__dict__", ()):
         leader = log.recorder
         leader_rust = getattr(leader, "_recorder", None)
-        if (
-            leader_rust is not None
-            and getattr(type(leader), "select_notifications", None) is _STOCK_SELECT
-            and "select_notifications" not in getattr(leader, "__dict__", ())
-        ):
+        method = getattr(type(leader), "select_notifications", None)
+        if "select_notifications" in getattr(leader, "__dict__", ()):
+            select = leader.select_notifications
+        elif leader_rust is not None and method is _STOCK_SELECT:
             select = leader_rust.select_notifications
+        elif method is getattr(type(leader), "_select_for_followers_stands_for", None):
+            # A stock PostgreSQL recorder: its read for followers answers
+            # from its last insert where it can.
+            select = leader._select_for_followers
         else:
             select = leader.select_notifications
 
