@@ -176,7 +176,8 @@ class TestSingleThreadedRunnerErrors:
         Payments.failing = {3}
         with pytest.raises(PolicyFailure) as info:
             orders.place(3)
-        assert getattr(info.value, "notification_id") == 4
+        error: Any = info.value
+        assert error.notification_id == 4
         runner.stop()
 
     def test_other_followers_still_process_when_one_fails(self) -> None:
