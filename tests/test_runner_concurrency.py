@@ -94,3 +94,46 @@ def test_runners_log_starting_and_stopping(caplog: pytest.LogCaptureFixture) -> 
     said = [r.getMessage() for r in caplog.records if r.name == "eventsourcing_rs"]
     assert "SingleThreadedRunner started: Orders, Payments, Reservations" in said
     assert "MultiThreadedRunner stopped" in said
+
+
+class Feeder(Application):
+    """A leader that a follower's policy keeps saving to."""
+
+    def make(self, n: int) -> None:
+        self.save(Item(n=n))
+
+
+class FeedingSink(ProcessApplication):
+    """Each event it processes makes two more in its leader, so its pull
+    never comes to a short page."""
+
+    pull_batch_size = 10
+    feeder: Any = None
+
+    def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
+        if isinstance(domain_event, Item.Made):
+            process_event.save(Copy(source=domain_event.originator_id, n=domain_event.n))
+            for _ in range(2):
+                self.feeder.make(domain_event.n + 1)
+
+
+def test_stop_ends_a_pull_that_a_busy_leader_keeps_from_ending() -> None:
+    runner = MultiThreadedRunner(System(pipes=[[Feeder, FeedingSink]]))
+    runner.start()
+    feeder = runner.get(Feeder)
+    sink = runner.get(FeedingSink)
+    sink.feeder = feeder
+    feeder.make(0)
+    deadline = time.monotonic() + 10
+    while sink.recorder.max_tracking_id("Feeder") < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stopper = threading.Thread(target=runner.stop)
+    stopper.start()
+    stopper.join(60)
+    assert not stopper.is_alive(), "stop() did not end a pull that never comes up short"
+    # It stopped at a recorded page: each event processed up to the
+    # tracked position made exactly one copy.
+    position = sink.recorder.max_tracking_id("Feeder")
+    copies = sink.recorder.select_notifications(1, 10**6)
+    sources = [sink.mapper.to_domain_event(n).source for n in copies]
+    assert len(sources) == len(set(sources)) == position

@@ -255,5 +255,5 @@ def pull_segment(follower: Follower, leader_name: str, segment: Segment) -> int:
         moved += last - position
         if stopped_by is not None:
             raise stopped_by
-        if upto - position < scan:
+        if upto - position < scan or follower._pulls_stop():
             return moved

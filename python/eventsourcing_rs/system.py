@@ -148,6 +148,14 @@ class Follower(Application):
         self._calls: Dict[str, shortcuts.FollowerCalls] = {}
         # False: one could not be made to apply (see _pull_without_step).
         self._pull_steps: Dict[str, Union[_core.FollowerPull, None, Literal[False]]] = {}
+        # Set by a runner or worker that stops: a pull ends at the next
+        # batch it records, rather than when it reaches the end of the log
+        # (which a leader saving faster than this follower keeps away).
+        self._stop_pulling: Optional[Event] = None
+
+    def _pulls_stop(self) -> bool:
+        stop = self._stop_pulling
+        return stop is not None and stop.is_set()
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -362,6 +370,8 @@ class Follower(Application):
                 # A short page is the end of the log for now.
                 if not select or len(notifications) < batch_size:  # type: ignore[arg-type]
                     break
+                if self._pulls_stop():
+                    break
                 notifications = select(notifications[-1].id + 1, batch_size)  # type: ignore[index]
         except _Overtaken:
             pending.clear()
@@ -402,6 +412,8 @@ class Follower(Application):
             while True:
                 # None while a row is read: an error reading one names it.
                 notification = self.processing = None
+                if self._pulls_stop():
+                    break
                 notification = next(rows, None)
                 if notification is None:
                     break
@@ -1056,6 +1068,7 @@ class MultiThreadedRunnerThread(Promptable, Thread):
     def run(self) -> None:
         try:
             self.app = self.app_class()
+            self.app._stop_pulling = self.is_stopping
         except Exception as error:
             # Handed to the runner, which raises it as the cause of its own
             # "failed to start" error (so it is neither lost nor reported

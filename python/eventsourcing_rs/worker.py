@@ -182,6 +182,7 @@ class FollowerLoop(threading.Thread):
 
     def _construct(self) -> None:
         app = self.system.follower_cls(self.follower_name)(env=self.env)
+        app._stop_pulling = self.stopping
         self.settings = WorkerSettings.from_factory(app.factory)
         attempts = attempts_setting(app)
         if attempts is not None:

@@ -183,6 +183,15 @@ impl FollowerPull {
             if page < self.batch_size {
                 break;
             }
+            // A runner or worker that stops ends the pull at a recorded
+            // page (a leader saving as fast as this follower never lets a
+            // page come up short).
+            if follower
+                .call_method0(intern!(py, "_pulls_stop"))?
+                .is_truthy()?
+            {
+                break;
+            }
             if !self.applies(py, name)? {
                 // Changed during the page (a policy may patch a method):
                 // the rest of the pull goes through the Python methods.
