@@ -26,6 +26,7 @@ from typing import (
     List,
     Literal,
     Optional,
+    Sequence,
     Set,
     Tuple,
     Type,
@@ -291,9 +292,9 @@ class Follower(Application):
         methods), a policy raised (what came before it is recorded, and the
         error raised), or recording failed (and wrote nothing). True: the
         pull goes on; False: it is over."""
-        _, count, tracking, failed_id, error, _ = outcome
+        _, count, tracking, failed_id, error, _, marks = outcome
         if error is None:
-            return not self._record_batch(name, events, tracking, count)
+            return not self._record_batch(name, events, tracking, count, marks)
         if failed_id is not None:
             self.processing = (name, failed_id)
             self._note_failure(error, name, failed_id, None)
@@ -302,14 +303,14 @@ class Follower(Application):
             except BaseException:
                 # What was processed before it stands; should recording
                 # that fail too, its error is raised, chained to this.
-                self._record_batch(name, events, tracking, count)
+                self._record_batch(name, events, tracking, count, marks)
                 raise
         self._raise_if_overtaken(name, tracking, error)
         if count == 1:
             self._note_recording_failure(error, name, tracking)
             raise error
-        self._reprocess_one_at_a_time(name)
-        return False
+        self._record_each(name, events, tracking, marks)
+        return True
 
     def _pull_in_python(
         self,
@@ -337,6 +338,8 @@ class Follower(Application):
         events = pending.events
         tracking: Optional[Tracking] = None
         count = 0
+        # Per notification: the batch's events once it was processed, its id.
+        marks: List[Tuple[int, int]] = []
         notification: Optional[Notification] = None
         self.processing = None
         to_domain_event = mapper.to_domain_event
@@ -349,13 +352,14 @@ class Follower(Application):
                     events += process_event.events
                     tracking = process_event.tracking
                     count += 1
+                    marks.append((len(events), notification.id))
                     if count >= batch_size:
                         previous = notification.id
                         pending.clear()
-                        batch = (events, tracking, count)
+                        batch = (events, tracking, count, marks)
                         # Taken: if recording it fails, the handler below
                         # must not record it again.
-                        events, tracking, count = pending.events, None, 0
+                        events, tracking, count, marks = pending.events, None, 0, []
                         if self._record_batch(name, *batch):
                             # Recorded by pulling again one at a time, which
                             # went on to the end of the log: nothing is left.
@@ -388,7 +392,7 @@ class Follower(Application):
                 )
             # What was processed before the failure stands on its own.
             pending.clear()
-            self._record_batch(name, events, tracking, count)
+            self._record_batch(name, events, tracking, count, marks)
             raise
         except BaseException:
             # Interrupted (KeyboardInterrupt, say): nothing of the batch is
@@ -399,7 +403,7 @@ class Follower(Application):
             raise
         pending.clear()
         if count:
-            self._record_batch(name, events, tracking, count)
+            self._record_batch(name, events, tracking, count, marks)
         self.processing = None
 
     def _pull_one_at_a_time(self, name: str) -> None:
@@ -443,12 +447,17 @@ class Follower(Application):
         events: List[AggregateEvent],
         tracking: Optional[Tracking],
         count: int,
+        marks: Optional[Sequence[Tuple[int, int]]] = None,
     ) -> bool:
         """Records a batch of ``count`` processed notifications. If its
-        insert fails, nothing of it was written, and the leader is pulled
-        again one notification at a time (to the end of its log), so the
-        error, if it recurs, names the notification at fault; True says
-        that happened."""
+        insert fails, nothing of it was written: with the batch's ``marks``
+        (for each notification, the number of the batch's events once it
+        was processed, and its id), it is recorded a notification at a
+        time, so that the error, if it recurs, names the notification at
+        fault and the ones before it are recorded, without calling their
+        policies again; without them, the leader is pulled again one
+        notification at a time (to the end of its log), and True says that
+        happened."""
         if not count:
             return False
         try:
@@ -458,10 +467,41 @@ class Follower(Application):
             if count == 1:
                 self._note_recording_failure(error, name, tracking)
                 raise
+            if marks is not None and len(marks) == count:
+                self._record_each(name, events, tracking, marks)
+                return False
             self._reprocess_one_at_a_time(name)
             return True
         self.notify(events)
         return False
+
+    def _record_each(
+        self,
+        name: str,
+        events: List[AggregateEvent],
+        tracking: Optional[Tracking],
+        marks: Sequence[Tuple[int, int]],
+    ) -> None:
+        """After a batch's insert failed (writing nothing): records its
+        notifications one at a time, each with its own events and a
+        tracking record read from the one before, as 9.1 would have; the
+        first that fails raises, naming its notification, and the batch's
+        later notifications are left to be processed again."""
+        previous = getattr(tracking, "previous_id", None)
+        done = 0
+        for upto, notification_id in marks:
+            own = events[done:upto]
+            one = Tracking(name, notification_id, previous)
+            try:
+                self._put_tracked(own, one)
+            except Exception as error:
+                self._raise_if_overtaken(name, one, error)
+                self.processing = (name, notification_id)
+                self._note_failure(error, name, notification_id, None)
+                raise
+            self.notify(own)
+            previous = notification_id
+            done = upto
 
     def _raise_if_overtaken(
         self, name: str, tracking: Optional[Tracking], error: BaseException

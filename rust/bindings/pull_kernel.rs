@@ -93,6 +93,11 @@ pub struct PageOutcome<'py> {
     pub failed_id: Option<i64>,
     pub error: Option<PyErr>,
     pub recorded: bool,
+    /// For each processed notification, in order: how many of the batch's
+    /// events there were once it was processed, and its id (so that a
+    /// batch whose insert fails can be recorded a notification at a time,
+    /// without calling the policies again).
+    pub marks: Vec<(usize, i64)>,
 }
 
 impl<'py> PageOutcome<'py> {
@@ -111,6 +116,7 @@ impl<'py> PageOutcome<'py> {
             self.failed_id,
             self.error.map(|e| e.into_value(py).into_any()),
             self.recorded,
+            self.marks,
         )
     }
 }
@@ -123,6 +129,7 @@ pub type PullOutcome = (
     Option<i64>,
     Option<Py<PyAny>>,
     bool,
+    Vec<(usize, i64)>,
 );
 
 /// The Rust objects behind one follower's pull from one leader.
@@ -214,6 +221,7 @@ impl PullKernel {
         let decoder = self.decoder.get();
         let mut tracking: Option<Bound<'_, Tracking>> = None;
         let mut count = 0;
+        let mut marks: Vec<(usize, i64)> = Vec::with_capacity(page.len());
         for (id, stored) in &page {
             let id = *id;
             let processed = (|| -> PyResult<Bound<'_, Tracking>> {
@@ -256,6 +264,7 @@ impl PullKernel {
                 Ok(t) => {
                     tracking = Some(t);
                     count += 1;
+                    marks.push((events.len(), id));
                 }
                 Err(error) => {
                     return Ok(PageOutcome {
@@ -264,6 +273,7 @@ impl PullKernel {
                         tracking,
                         failed_id: Some(id),
                         error: Some(error),
+                        marks,
                         recorded: false,
                     });
                 }
@@ -283,6 +293,7 @@ impl PullKernel {
                 tracking,
                 failed_id: failed_id.or(Some(0)),
                 error: Some(error),
+                marks,
                 recorded: false,
             });
         }
@@ -293,6 +304,7 @@ impl PullKernel {
                 tracking: None,
                 failed_id: None,
                 error: None,
+                marks,
                 recorded: true,
             });
         };
@@ -308,6 +320,7 @@ impl PullKernel {
                 tracking: Some(tracking),
                 failed_id: None,
                 error: None,
+                marks,
                 recorded: false,
             });
         }
@@ -334,6 +347,7 @@ impl PullKernel {
                 tracking: Some(tracking),
                 failed_id: None,
                 error: Some(error),
+                marks,
                 recorded: false,
             });
         }
@@ -349,6 +363,7 @@ impl PullKernel {
             tracking: Some(tracking),
             failed_id: None,
             error: None,
+            marks,
             recorded: true,
         })
     }
