@@ -727,3 +727,57 @@ def test_aggregate_recorder_has_no_notifications() -> None:
     events = sequence(uuid4(), 2)
     store.put(events)
     assert list(store.get(events[0].originator_id)) == events
+
+
+# The value types as 9.1's frozen dataclasses ------------------------------
+
+
+def test_value_types_work_with_the_dataclasses_functions() -> None:
+    import dataclasses
+
+    stored = StoredEvent(uuid4(), 1, "a:B", b"{}")
+    assert dataclasses.is_dataclass(stored)
+    assert [f.name for f in dataclasses.fields(stored)] == [
+        "originator_id",
+        "originator_version",
+        "topic",
+        "state",
+    ]
+    assert dataclasses.asdict(stored)["state"] == b"{}"
+    moved = dataclasses.replace(stored, originator_version=2)
+    assert type(moved) is StoredEvent and moved.originator_version == 2
+    notification = Notification(uuid4(), 1, "a:B", b"{}", 7)
+    assert dataclasses.astuple(notification)[-1] == 7
+    assert dataclasses.replace(notification, id=8).id == 8
+    tracking = Tracking("Leader", 5, 4)
+    assert dataclasses.asdict(tracking) == {
+        "application_name": "Leader",
+        "notification_id": 5,
+        "previous_id": 4,
+    }
+    assert dataclasses.replace(tracking, notification_id=6) == Tracking("Leader", 6, 4)
+
+
+@pytest.mark.parametrize("state", [bytearray(b"{}"), memoryview(b"{}")])
+def test_a_state_given_as_a_bytes_like_object_is_stored_as_bytes(state: Any) -> None:
+    # As a database client may give a binary column (psycopg2: memoryview).
+    stored = StoredEvent(uuid4(), 1, "a:B", state)
+    assert type(stored.state) is bytes and stored.state == b"{}"
+    assert Notification(uuid4(), 1, "a:B", state, 1).state == b"{}"
+
+
+def test_a_state_that_is_not_bytes_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match="state must be bytes"):
+        StoredEvent(uuid4(), 1, "a:B", "{}")
+
+
+def test_the_value_types_can_be_subclassed() -> None:
+    class Numbered(Notification):
+        pass
+
+    class Positioned(Tracking):
+        pass
+
+    numbered = Numbered(uuid4(), 1, "a:B", b"{}", 3)
+    assert isinstance(numbered, Notification) and numbered.id == 3
+    assert Positioned("Leader", 2).notification_id == 2

@@ -40,7 +40,11 @@ class StoredEvent:
     """A recorded domain event: its aggregate, version, topic and state."""
 
     def __new__(
-        cls, originator_id: UUID, originator_version: int, topic: str, state: bytes
+        cls,
+        originator_id: UUID,
+        originator_version: int,
+        topic: str,
+        state: bytes | bytearray | memoryview,
     ) -> StoredEvent: ...
     @property
     def originator_id(self) -> UUID: ...
@@ -55,7 +59,7 @@ class StoredEvent:
     def __hash__(self) -> int: ...
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]: ...
 
-@final
+@disjoint_base
 class Notification(StoredEvent):
     """A stored event with its position (id) in the notification log."""
 
@@ -64,13 +68,13 @@ class Notification(StoredEvent):
         originator_id: UUID,
         originator_version: int,
         topic: str,
-        state: bytes,
+        state: bytes | bytearray | memoryview,
         id: int,
     ) -> Notification: ...
     @property
     def id(self) -> int: ...
 
-@final
+@disjoint_base
 class Tracking:
     """The position of a processed notification in a leader's log, and
     the follower's position when its batch was read (``previous_id``): a

@@ -7,6 +7,7 @@ The value types (:class:`StoredEvent`, :class:`Notification`,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from abc import ABC, abstractmethod
@@ -36,6 +37,39 @@ from eventsourcing_rs.utils import get_topic, resolve_topic, strtobool
 StoredEvent = _core.StoredEvent
 Notification = _core.Notification
 Tracking = _core.Tracking
+
+
+# 9.1's value types are frozen dataclasses, and code written for it may use
+# them as such (dataclasses.fields, asdict, astuple, replace): these Rust
+# types carry the fields dataclasses reads, taken from dataclasses of the
+# same fields, in the same order.
+@dataclasses.dataclass(frozen=True)
+class _StoredEventFields:
+    originator_id: UUID
+    originator_version: int
+    topic: str
+    state: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class _NotificationFields(_StoredEventFields):
+    id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _TrackingFields:
+    application_name: str
+    notification_id: int
+    previous_id: Optional[int] = None
+
+
+for _rust, _fields in (
+    (StoredEvent, _StoredEventFields),
+    (Notification, _NotificationFields),
+    (Tracking, _TrackingFields),
+):
+    setattr(_rust, "__dataclass_fields__", getattr(_fields, "__dataclass_fields__"))  # noqa: B009, B010
+    setattr(_rust, "__dataclass_params__", getattr(_fields, "__dataclass_params__"))  # noqa: B009, B010
 
 DEFAULT_FACTORY_TOPIC = "eventsourcing_rs.popo:Factory"
 DEFAULT_CIPHER_TOPIC = "eventsourcing_rs.cipher:AESCipher"

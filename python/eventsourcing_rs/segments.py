@@ -236,7 +236,9 @@ def pull_segment(follower: Follower, leader_name: str, segment: Segment) -> int:
                 follower._put_tracked(events, Tracking(key, last, position))
                 follower.notify(events)
             follower.processing = (leader_name, notification.id if notification else last)
-            follower._note_failure(error, leader_name, notification and notification.id, None)
+            follower._note_failure(
+                error, leader_name, notification.id if notification is not None else None, None
+            )
             raise
         pending.clear()
         stopped_by = getattr(page, "stopped_by", None)

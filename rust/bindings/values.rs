@@ -4,7 +4,7 @@
 
 use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString, PyTuple};
 
 use super::uuids::uuid_to_u128;
 use crate::core::tracking::TrackingRecord;
@@ -96,6 +96,23 @@ impl StoredEvent {
     }
 }
 
+/// A stored event's state as bytes: bytes as they are, and a bytearray or
+/// memoryview (what a database client may give for a binary column) copied
+/// into bytes, as 9.1's recorders would have stored them.
+fn state_bytes<'py>(state: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    if let Ok(bytes) = state.cast::<PyBytes>() {
+        return Ok(bytes.clone());
+    }
+    if state.is_instance_of::<PyByteArray>() || state.is_instance_of::<PyMemoryView>() {
+        let copied = state.py().get_type::<PyBytes>().call1((state,))?;
+        return Ok(copied.cast_into::<PyBytes>()?);
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(format!(
+        "a stored event's state must be bytes (or a bytearray or memoryview), not {}",
+        state.get_type().name()?
+    )))
+}
+
 #[pymethods]
 impl StoredEvent {
     #[new]
@@ -104,9 +121,14 @@ impl StoredEvent {
         originator_id: &Bound<'_, PyAny>,
         originator_version: i64,
         topic: Bound<'_, PyString>,
-        state: Bound<'_, PyBytes>,
-    ) -> Self {
-        StoredEvent::build(originator_id, originator_version, topic, state)
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        Ok(StoredEvent::build(
+            originator_id,
+            originator_version,
+            topic,
+            state_bytes(state)?,
+        ))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -144,7 +166,7 @@ impl StoredEvent {
     }
 }
 
-#[pyclass(frozen, extends = StoredEvent, module = "eventsourcing_rs.persistence")]
+#[pyclass(frozen, extends = StoredEvent, subclass, module = "eventsourcing_rs.persistence")]
 pub struct Notification {
     #[pyo3(get)]
     pub id: i64,
@@ -167,16 +189,16 @@ impl Notification {
         originator_id: &Bound<'_, PyAny>,
         originator_version: i64,
         topic: Bound<'_, PyString>,
-        state: Bound<'_, PyBytes>,
+        state: &Bound<'_, PyAny>,
         id: i64,
-    ) -> PyClassInitializer<Self> {
-        PyClassInitializer::from(StoredEvent::build(
+    ) -> PyResult<PyClassInitializer<Self>> {
+        Ok(PyClassInitializer::from(StoredEvent::build(
             originator_id,
             originator_version,
             topic,
-            state,
+            state_bytes(state)?,
         ))
-        .add_subclass(Notification { id })
+        .add_subclass(Notification { id }))
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -228,7 +250,7 @@ impl Notification {
     }
 }
 
-#[pyclass(frozen, eq, hash, module = "eventsourcing_rs.persistence")]
+#[pyclass(frozen, eq, hash, subclass, module = "eventsourcing_rs.persistence")]
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Tracking {
     #[pyo3(get)]
