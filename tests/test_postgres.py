@@ -351,6 +351,20 @@ class TestRecorders:
         finally:
             pg_server.drop_tables([table])
 
+    def test_a_write_larger_than_a_message_is_refused_before_it_is_sent(
+        self, store: pg_server.PostgresStore
+    ) -> None:
+        # The server would end the session on it, leaving the outcome
+        # looking unknown. (One state shared by the events: 128 MiB held.)
+        recorder = store.application_recorder()
+        state = b"x" * (1 << 27)
+        a = uuid4()
+        events = [StoredEvent(a, v, "a:B", state) for v in range(1, 10)]
+        with pytest.raises(DataError, match="1 GB.*nothing was written"):
+            recorder.insert_events(events)
+        assert recorder.select_events(a) == []
+        assert recorder.insert_events([event(uuid4(), 1)]) == [1]
+
     def test_out_of_range_values_are_data_errors(self, store: pg_server.PostgresStore) -> None:
         recorder = store.application_recorder()
         with pytest.raises(DataError):

@@ -36,6 +36,7 @@ from eventsourcing_rs import _core
 from eventsourcing_rs.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
+    DataError,
     InfrastructureFactory,
     IntegrityError,
     InterfaceError,
@@ -64,6 +65,10 @@ _EVENT_KEY_DETAIL = re.compile(
 # written into statements as they are (folded to lower case by PostgreSQL,
 # as 9.1 relied on), so nothing else may get through.
 _TABLE_NAME = re.compile(r"[^\W\d]\w{0,62}(\.[^\W\d]\w{0,62})?")
+
+# The most a write's values may hold: PostgreSQL's limit on one message
+# (1 GB), less room for the statement and the values' framing.
+_MAX_WRITE_BYTES = (1 << 30) - (1 << 20)
 
 # Inserts of up to this many events use statements prepared once per
 # connection (one per batch size); larger batches go as arrays.
@@ -607,6 +612,7 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         if not stored_events and tracking is None:
             return []
         self._refuse_duplicates(stored_events)
+        self._refuse_oversized(stored_events)
         statement, params, _ = self._guarded_insert(stored_events, tracking)
         expected_rows = len(stored_events) or 1
         lock_timeout = _milliseconds(self.datastore.lock_timeout)
@@ -656,6 +662,18 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
     def _before_write(self, tracking: Optional[Tracking]) -> str:
         """More of the write's opening statements, for a process recorder."""
         return ""
+
+    def _refuse_oversized(self, stored_events: Sequence[StoredEvent]) -> None:
+        # The server takes at most 1 GB in one message, and ends the session
+        # on a longer one, which would leave the write's outcome looking
+        # unknown: refused here, before anything is sent.
+        size = sum(len(e.state) + len(e.topic) for e in stored_events)
+        if size > _MAX_WRITE_BYTES:
+            raise DataError(
+                f"Insert into table '{self.events_table_name}' refused: its "
+                f"{len(stored_events)} events hold {size} bytes, more than PostgreSQL "
+                "takes in one message (1 GB); nothing was written"
+            )
 
     def _refuse_duplicates(self, stored_events: Sequence[StoredEvent]) -> None:
         # Found here, before the database, since a failing INSERT would
