@@ -531,3 +531,24 @@ def test_a_batch_whose_insert_fails_is_recorded_up_to_the_fault_without_calling_
     # Each policy ran once (the fifth's, after the fault, is not recorded
     # and will run again once the fault is dealt with).
     assert mailer.sent == ["a@x", "b@x", "c@x", "a@x", "d@x"]
+
+
+def test_a_leader_whose_recorder_is_a_proxy_is_followed() -> None:
+    # A recorder that forwards to another, with no methods of its own.
+    class Forwarding:
+        def __init__(self, inner: Any):
+            self._inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+    class ProxiedClock(Clock):
+        def construct_recorder(self) -> Any:
+            return Forwarding(super().construct_recorder())
+
+    clock = ProxiedClock()
+    clock.tick(3)
+    counter = Counter()
+    counter.follow("ProxiedClock", clock.log)
+    counter.pull_and_process("ProxiedClock")
+    assert counter.recorder.max_tracking_id("ProxiedClock") == 3

@@ -137,3 +137,49 @@ def test_stop_ends_a_pull_that_a_busy_leader_keeps_from_ending() -> None:
     copies = sink.recorder.select_notifications(1, 10**6)
     sources = [sink.mapper.to_domain_event(n).source for n in copies]
     assert len(sources) == len(set(sources)) == position
+
+
+class OnePerTransaction(Sink):
+    pull_batch_size = 1
+
+
+@pytest.mark.parametrize("follower", [Sink, OnePerTransaction])
+def test_a_stopped_runners_followers_pull_to_the_end_when_called(follower: Any) -> None:
+    runner = MultiThreadedRunner(System(pipes=[[LeaderA, follower]]))
+    runner.start()
+    runner.stop()
+    leader, sink = runner.get(LeaderA), runner.get(follower)
+    for i in range(25):
+        leader.make(i)
+    sink.pull_and_process("LeaderA")
+    assert sink.recorder.max_tracking_id("LeaderA") == 25
+
+
+def test_stop_ends_a_pull_through_a_logs_sections() -> None:
+    # A log of another type than the stock one is read section by section;
+    # stopping ends that pull at a recorded batch as well.
+    from eventsourcing_rs.application import LocalNotificationLog
+
+    class SectionedLog(LocalNotificationLog):
+        pass
+
+    class Slow(Sink):
+        pull_batch_size = 10
+
+        def policy(self, domain_event: AggregateEvent, process_event: ProcessEvent) -> None:
+            time.sleep(0.002)
+            super().policy(domain_event, process_event)
+
+    leader = LeaderA()
+    for i in range(300):
+        leader.make(i)
+    sink = Slow()
+    sink.follow("LeaderA", SectionedLog(leader.recorder, section_size=10))
+    stop = threading.Event()
+    sink._stop_pulling = stop
+    stopper = threading.Timer(0.1, stop.set)
+    stopper.start()
+    sink.pull_and_process("LeaderA")
+    stopper.join()
+    position = sink.recorder.max_tracking_id("LeaderA")
+    assert 0 < position < 300 and position % 10 == 0

@@ -69,6 +69,9 @@ _TABLE_NAME = re.compile(r"[^\W\d]\w{0,62}(\.[^\W\d]\w{0,62})?")
 # The most a write's values may hold: PostgreSQL's limit on one message
 # (1 GB), less room for the statement and the values' framing.
 _MAX_WRITE_BYTES = (1 << 30) - (1 << 20)
+# What an event adds to a write besides its state and topic, at most: its
+# id and version, and the values' length words (arrays, for large batches).
+_WRITE_BYTES_PER_EVENT = 64
 
 # Inserts of up to this many events use statements prepared once per
 # connection (one per batch size); larger batches go as arrays.
@@ -107,7 +110,7 @@ def _index_name(table_name: str, suffix: str) -> str:
     name = _unqualified(table_name) + suffix
     if len(name.encode("utf-8")) <= _MAX_NAME_BYTES:
         return name
-    digest = "_" + hashlib.md5(name.encode("utf-8")).hexdigest()[:12]
+    digest = "_" + hashlib.md5(name.encode("utf-8"), usedforsecurity=False).hexdigest()[:12]
     head = name.encode("utf-8")[: _MAX_NAME_BYTES - len(digest)]
     return head.decode("utf-8", errors="ignore") + digest
 
@@ -667,7 +670,10 @@ class PostgresApplicationRecorder(PostgresAggregateRecorder, ApplicationRecorder
         # The server takes at most 1 GB in one message, and ends the session
         # on a longer one, which would leave the write's outcome looking
         # unknown: refused here, before anything is sent.
-        size = sum(len(e.state) + len(e.topic) for e in stored_events)
+        size = sum(
+            len(e.state) + len(e.topic.encode("utf-8")) + _WRITE_BYTES_PER_EVENT
+            for e in stored_events
+        )
         if size > _MAX_WRITE_BYTES:
             raise DataError(
                 f"Insert into table '{self.events_table_name}' refused: its "

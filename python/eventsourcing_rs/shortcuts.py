@@ -117,7 +117,9 @@ def follower_calls(
             select = leader.select_notifications
         elif leader_rust is not None and method is _STOCK_SELECT:
             select = leader_rust.select_notifications
-        elif method is getattr(type(leader), "_select_for_followers_stands_for", None):
+        elif method is not None and method is getattr(
+            type(leader), "_select_for_followers_stands_for", None
+        ):
             # A stock PostgreSQL recorder: its read for followers answers
             # from its last insert where it can.
             select = leader._select_for_followers

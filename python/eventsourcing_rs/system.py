@@ -365,6 +365,10 @@ class Follower(Application):
                             # went on to the end of the log: nothing is left.
                             self.processing = None
                             return
+                        if self._pulls_stop():
+                            # Stopping: the pull ends at a recorded batch
+                            # (also when reading through a log's sections).
+                            break
                 stopped_by = getattr(notifications, "stopped_by", None)
                 if stopped_by is not None:
                     # The page stopped at a row that could not be read:
@@ -1122,6 +1126,9 @@ class MultiThreadedRunnerThread(Promptable, Thread):
         try:
             self._loop()
         finally:
+            # The application outlives its thread (runner.get): its pulls
+            # are whole again.
+            self.app._stop_pulling = None
             self.has_stopped.set()
 
     def _loop(self) -> None:

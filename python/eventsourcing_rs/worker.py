@@ -226,6 +226,7 @@ class FollowerLoop(threading.Thread):
         finally:
             if self.app is not None:
                 self.app.recorder.set_fence(None)  # type: ignore[attr-defined]
+                self.app._stop_pulling = None
             waker = getattr(self, "waker", None)
             if waker is not None:
                 waker.close()
