@@ -780,4 +780,9 @@ def test_the_value_types_can_be_subclassed() -> None:
 
     numbered = Numbered(uuid4(), 1, "a:B", b"{}", 3)
     assert isinstance(numbered, Notification) and numbered.id == 3
-    assert Positioned("Leader", 2).notification_id == 2
+    positioned = Positioned("Leader", 2)
+    assert positioned.notification_id == 2
+    # As dataclasses compare: equal only to one of the same type.
+    assert positioned == Positioned("Leader", 2)
+    assert positioned != Tracking("Leader", 2)
+    assert repr(positioned).endswith(".Positioned(application_name='Leader', notification_id=2)")

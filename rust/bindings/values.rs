@@ -250,7 +250,7 @@ impl Notification {
     }
 }
 
-#[pyclass(frozen, eq, hash, subclass, module = "eventsourcing_rs.persistence")]
+#[pyclass(frozen, subclass, module = "eventsourcing_rs.persistence")]
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Tracking {
     #[pyo3(get)]
@@ -287,16 +287,43 @@ impl Tracking {
         }
     }
 
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        let previous = match self.previous_id {
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let t = slf.get();
+        let previous = match t.previous_id {
             Some(id) => format!(", previous_id={id}"),
             None => String::new(),
         };
         Ok(format!(
-            "Tracking(application_name={}, notification_id={}{previous})",
-            PyString::new(py, &self.application_name).repr()?,
-            self.notification_id
+            "{}(application_name={}, notification_id={}{previous})",
+            slf.get_type().qualname()?,
+            PyString::new(slf.py(), &t.application_name).repr()?,
+            t.notification_id
         ))
+    }
+
+    /// Equal to a record of the same type and fields, as a dataclass is.
+    fn __richcmp__(
+        slf: &Bound<'_, Self>,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        if !other.get_type().is(slf.get_type()) {
+            return Ok(py.NotImplemented());
+        }
+        let equal = slf.get() == other.cast::<Tracking>()?.get();
+        match op {
+            CompareOp::Eq => Ok(equal.into_pyobject(py)?.to_owned().into_any().unbind()),
+            CompareOp::Ne => Ok((!equal).into_pyobject(py)?.to_owned().into_any().unbind()),
+            _ => Ok(py.NotImplemented()),
+        }
+    }
+
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut hasher);
+        hasher.finish()
     }
 
     #[allow(clippy::type_complexity)]
