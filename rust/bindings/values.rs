@@ -113,6 +113,27 @@ fn state_bytes<'py>(state: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> 
     )))
 }
 
+/// `==` and `!=` as a dataclass answers them: NotImplemented for an
+/// object of another type (or another operator), else what `equal` says
+/// of the two.
+fn compare_as_dataclass<T: pyo3::PyClass>(
+    slf: &Bound<'_, T>,
+    other: &Bound<'_, PyAny>,
+    op: CompareOp,
+    equal: impl FnOnce(&Bound<'_, T>) -> PyResult<bool>,
+) -> PyResult<Py<PyAny>> {
+    let py = slf.py();
+    if !other.get_type().is(slf.as_any().get_type()) {
+        return Ok(py.NotImplemented());
+    }
+    let equal = equal(other.cast::<T>()?)?;
+    match op {
+        CompareOp::Eq => Ok(equal.into_pyobject(py)?.to_owned().into_any().unbind()),
+        CompareOp::Ne => Ok((!equal).into_pyobject(py)?.to_owned().into_any().unbind()),
+        _ => Ok(py.NotImplemented()),
+    }
+}
+
 #[pymethods]
 impl StoredEvent {
     #[new]
@@ -141,17 +162,10 @@ impl StoredEvent {
         other: &Bound<'_, PyAny>,
         op: CompareOp,
     ) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        if !other.get_type().is(slf.get_type()) {
-            return Ok(py.NotImplemented());
-        }
-        let other = other.cast::<StoredEvent>()?;
-        let equal = slf.get().fields(py)?.eq(other.get().fields(py)?)?;
-        match op {
-            CompareOp::Eq => Ok(equal.into_pyobject(py)?.to_owned().into_any().unbind()),
-            CompareOp::Ne => Ok((!equal).into_pyobject(py)?.to_owned().into_any().unbind()),
-            _ => Ok(py.NotImplemented()),
-        }
+        compare_as_dataclass(slf, other, op, |other| {
+            let py = slf.py();
+            slf.get().fields(py)?.eq(other.get().fields(py)?)
+        })
     }
 
     fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
@@ -216,22 +230,15 @@ impl Notification {
         other: &Bound<'_, PyAny>,
         op: CompareOp,
     ) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        if !other.get_type().is(slf.get_type()) {
-            return Ok(py.NotImplemented());
-        }
-        let other = other.cast::<Notification>()?;
-        let equal = slf.get().id == other.get().id
-            && slf
-                .as_super()
-                .get()
-                .fields(py)?
-                .eq(other.as_super().get().fields(py)?)?;
-        match op {
-            CompareOp::Eq => Ok(equal.into_pyobject(py)?.to_owned().into_any().unbind()),
-            CompareOp::Ne => Ok((!equal).into_pyobject(py)?.to_owned().into_any().unbind()),
-            _ => Ok(py.NotImplemented()),
-        }
+        compare_as_dataclass(slf, other, op, |other| {
+            let py = slf.py();
+            Ok(slf.get().id == other.get().id
+                && slf
+                    .as_super()
+                    .get()
+                    .fields(py)?
+                    .eq(other.as_super().get().fields(py)?)?)
+        })
     }
 
     fn __hash__(slf: &Bound<'_, Self>) -> PyResult<isize> {
@@ -307,16 +314,7 @@ impl Tracking {
         other: &Bound<'_, PyAny>,
         op: CompareOp,
     ) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        if !other.get_type().is(slf.get_type()) {
-            return Ok(py.NotImplemented());
-        }
-        let equal = slf.get() == other.cast::<Tracking>()?.get();
-        match op {
-            CompareOp::Eq => Ok(equal.into_pyobject(py)?.to_owned().into_any().unbind()),
-            CompareOp::Ne => Ok((!equal).into_pyobject(py)?.to_owned().into_any().unbind()),
-            _ => Ok(py.NotImplemented()),
-        }
+        compare_as_dataclass(slf, other, op, |other| Ok(slf.get() == other.get()))
     }
 
     fn __hash__(&self) -> u64 {
